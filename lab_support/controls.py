@@ -1,0 +1,129 @@
+"""``lab.clock`` (the engine's virtual clock) and ``lab.chaos`` (fault injection).
+
+Both exist only in the embedded engine; on a real dev server every call that would change
+something raises ``NotOnRealServer`` with an explanation.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from .client import parse_time, to_rfc3339
+
+if TYPE_CHECKING:
+    from .lab_object import Lab
+
+CHAOS_MODES = ("raise", "http_503", "timeout", "lose_response")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def to_seconds(value: Any) -> float:
+    """timedelta, number of seconds, or text like '4h', '90s', '2d' → seconds."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNIT_S[m.group(2)]
+    else:
+        raise ValueError(f"Cannot read {value!r} as a duration: use a timedelta, a number of "
+                         "seconds, or text like '4h', '30m', '2d'.")
+    if seconds < 0:
+        raise ValueError(f"A duration cannot be negative ({value!r}).")
+    return seconds
+
+
+class Clock:
+    """The engine's clock. Virtual by default: sleeps, retry backoffs and timeouts elapse
+    when nothing else is due (auto-advance), or when you move time with ``advance``.
+    Cron ticks and open waits for events are reached only by advancing explicitly."""
+
+    def __init__(self, lab: "Lab") -> None:
+        self._lab = lab
+
+    def _api(self):
+        return self._lab._require_engine()
+
+    def info(self) -> dict:
+        return self._api().lab_get("clock", "The virtual clock (lab.clock)")
+
+    def now(self) -> datetime:
+        """The engine's current time (wall time on a real dev server)."""
+        api = self._api()
+        if api.kind != "embedded":
+            return datetime.now(timezone.utc)
+        return parse_time(self.info()["now"])
+
+    def advance(self, duration: Any = None, *, to: datetime | str | None = None) -> dict:
+        """Move time forward by ``duration`` (timedelta, seconds, '4h') or to ``to``;
+        timers that fall due start their work before this returns."""
+        if (duration is None) == (to is None):
+            raise ValueError("Give either a duration (lab.clock.advance('4h')) or to=<time>.")
+        body = {"to": to_rfc3339(to)} if to is not None else {"seconds": to_seconds(duration)}
+        return self._api().lab_call("POST", "clock/advance", "lab.clock.advance", body)
+
+    def to_next_timer(self) -> dict:
+        """Jump to the next pending timer of any kind (sleep, wait timeout, cron tick...)."""
+        return self._api().lab_call("POST", "clock/advance", "lab.clock.to_next_timer",
+                                    {"to_next_timer": True})
+
+    def auto(self, enabled: bool = True, until: datetime | str | None = None) -> dict:
+        """Turn auto-advance on or off (``until`` bounds how far it may jump)."""
+        return self._api().lab_call("POST", "clock/auto", "lab.clock.auto",
+                                    {"enabled": bool(enabled), "until": to_rfc3339(until)})
+
+    def __repr__(self) -> str:
+        doc = " ".join((self.__doc__ or "").split())
+        try:
+            info = self.info()
+            state = (f"mode={info.get('mode')} now={info.get('now')} "
+                     f"auto_advance={info.get('auto_advance')} next_timer={info.get('next_timer')}")
+        except Exception as exc:  # repr must never raise in a notebook
+            state = f"({exc})"
+        return f"lab.clock: {doc}\n  {state}"
+
+
+class Chaos:
+    """Fault injection in the embedded engine: make a chosen step of a function fail its
+    next ``times`` attempts. Modes: raise (the step errors before its body runs), http_503
+    and timeout (the call to your host fails), lose_response (the body runs, then the
+    engine drops the answer, so the step runs again: the side-effect window)."""
+
+    def __init__(self, lab: "Lab") -> None:
+        self._lab = lab
+
+    def _api(self):
+        return self._lab._require_engine()
+
+    def fail_step(self, function: Any, step: str, times: int = 1, mode: str = "raise") -> dict:
+        if mode not in CHAOS_MODES:
+            raise ValueError(f"mode must be one of {CHAOS_MODES}, not {mode!r}")
+        if not isinstance(times, int) or times < 1:
+            raise ValueError(f"times must be a whole number >= 1, got {times!r}")
+        if not step or not isinstance(step, str):
+            raise ValueError("step is the step id you gave ctx.step.run, e.g. 'charge-card'")
+        slug = self._lab._slug(function)
+        return self._api().lab_call("POST", "chaos", "lab.chaos",
+                                    {"function": slug, "step": step, "times": times, "mode": mode})
+
+    def http_503(self, function: Any, step: str, times: int = 1) -> dict:
+        return self.fail_step(function, step, times, mode="http_503")
+
+    def timeout(self, function: Any, step: str, times: int = 1) -> dict:
+        return self.fail_step(function, step, times, mode="timeout")
+
+    def lose_response(self, function: Any, step: str, times: int = 1) -> dict:
+        return self.fail_step(function, step, times, mode="lose_response")
+
+    def rules(self) -> list[dict]:
+        body = self._api().lab_get("chaos", "lab.chaos")
+        return body.get("data", body) if isinstance(body, dict) else body
+
+    def clear(self) -> None:
+        self._api().lab_call("DELETE", "chaos", "lab.chaos")
+
+    def __repr__(self) -> str:
+        return "lab.chaos: " + " ".join((self.__doc__ or "").split())

@@ -1,0 +1,62 @@
+"""Cron triggers on the engine clock (croniter, UTC), with the real scheduled-event shape:
+name ``inngest/scheduled.timer``, id = the scheduled time (RFC 3339), data
+``{cron, scheduledAt, fireAt}``. The run is scheduled directly and deduplicated by that id."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from croniter import croniter
+
+from .ids import new_ulid
+from .models import Event
+
+CRON_EVENT = "inngest/scheduled.timer"
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def next_tick_ms(expr: str, after_ms: int) -> int:
+    base = datetime.fromtimestamp(after_ms / 1000, tz=timezone.utc)
+    return int(croniter(expr, base).get_next(datetime).timestamp() * 1000)
+
+
+class CronTicker:
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def schedule_all(self) -> None:
+        engine = self.engine
+        for item in [i for i in engine.store.items.values() if i.kind == "cron"]:
+            engine.scheduler.remove(item.id)
+        now = engine.now()
+        for fn in engine.store.functions.values():
+            for trigger in fn.triggers:
+                if trigger.get("cron"):
+                    self._schedule(fn.slug, trigger["cron"], now)
+
+    def _schedule(self, slug: str, expr: str, after_ms: int) -> None:
+        at = next_tick_ms(expr, after_ms)
+        self.engine.timer("cron", "", at, internal=False,
+                          payload={"function": slug, "cron": expr, "scheduled": at})
+
+    def fire(self, item) -> None:
+        engine = self.engine
+        slug, expr, scheduled = (item.payload["function"], item.payload["cron"],
+                                 item.payload["scheduled"])
+        fn = engine.store.functions.get(slug)
+        if fn is None or not any(t.get("cron") == expr for t in fn.triggers):
+            return                                  # the cron was removed by a re-sync
+        self._schedule(slug, expr, max(scheduled, engine.now()))
+        now = engine.now()
+        event = Event(internal_id=new_ulid(now), id=_iso(scheduled), name=CRON_EVENT,
+                      data={"cron": expr, "scheduledAt": _iso(scheduled), "fireAt": _iso(now)},
+                      ts=now, received_at=now)
+        engine.store.put("event", event.internal_id, event)
+        dedup = f"dedup:{fn.id}:{event.id}"
+        if engine.store.meta.get(dedup, 0) > now:
+            return
+        engine.store.set_meta(dedup, now + 86_400_000)
+        engine.create_run(fn, [event], cron=expr)

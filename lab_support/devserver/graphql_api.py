@@ -1,0 +1,348 @@
+"""GraphQL at ``/v0/gql`` (ariadne, schema in schema.graphql): runs, traces, outputs,
+functions, events, and the cancel / invoke / rerun mutations, shaped like the dev server's.
+
+A run's trace is a root span with one child span per step, named after the user step id;
+a step retried more than once has ``Attempt N`` children. Outputs are fetched separately by
+``outputID`` (``<run id>`` for the run, ``<run id>:<step hash>`` for a step).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ariadne import MutationType, ObjectType, QueryType, UnionType, make_executable_schema
+from ariadne.asgi import GraphQL
+from graphql import GraphQLError
+
+from . import expressions
+from .engine import EngineError
+from .ids import parse_time_ms, rfc3339
+from .models import GQL_RUN_STATUS, TERMINAL, Run, Step
+from .views import ordered_steps
+
+SCHEMA = (Path(__file__).with_name("schema.graphql")).read_text()
+RUN_SPAN_STATUS = {"Scheduled": "QUEUED", "Running": "RUNNING", "Completed": "COMPLETED",
+                   "Failed": "FAILED", "Cancelled": "CANCELLED", "Skipped": "SKIPPED"}
+
+query, mutation = QueryType(), MutationType()
+run_type, span_type, app_type = ObjectType("FunctionRunV2"), ObjectType("RunTraceSpan"), ObjectType("App")
+event_type = ObjectType("EventV2")
+step_info = UnionType("StepInfo")
+
+
+def _engine(info):
+    return info.context["request"].app.state.engine
+
+
+def _json(value) -> str:
+    return json.dumps(value)
+
+
+# -- views ---------------------------------------------------------------------------------
+def app_view(engine, name: str) -> dict:
+    app = engine.store.apps.get(name)
+    fns = [f for f in engine.store.functions.values() if f.app == name]
+    lang, _, version = (app.sdk if app else "").partition(":")
+    return {"id": app.id if app else "", "externalID": name, "name": name,
+            "sdkLanguage": lang or "py", "sdkVersion": version, "framework": app.framework if app else None,
+            "url": app.url if app else None, "functionCount": len(fns), "connected": True,
+            "error": app.error if app else None, "checksum": app.checksum if app else None,
+            "_fns": fns, "_engine": engine}
+
+
+def function_view(engine, fn) -> dict:
+    triggers = [{"type": "CRON" if t.get("cron") else "EVENT",
+                 "value": t.get("cron") or t.get("event"), "condition": t.get("expression")}
+                for t in fn.triggers]
+    limits = [c.get("limit", 0) for c in fn.config.get("concurrency") or []]
+    return {"id": fn.id, "name": fn.name, "slug": fn.slug, "config": _json(fn.config),
+            "url": fn.url, "appID": engine.store.apps[fn.app].id if fn.app in engine.store.apps else "",
+            "app": app_view(engine, fn.app), "triggers": triggers,
+            "concurrency": min(limits) if limits else 0}
+
+
+def run_view(engine, run: Run) -> dict:
+    fn = engine.store.functions.get(run.fn_slug)
+    return {"id": run.run_id, "appID": engine.store.apps[run.app].id if run.app in engine.store.apps else "",
+            "app": app_view(engine, run.app), "functionID": run.fn_id,
+            "function": function_view(engine, fn) if fn else
+            {"id": run.fn_id, "name": run.fn_slug, "slug": run.fn_slug, "config": "{}", "url": "",
+             "appID": "", "app": app_view(engine, run.app), "triggers": [], "concurrency": 0},
+            "traceID": run.run_id, "queuedAt": rfc3339(run.queued_at),
+            "startedAt": rfc3339(run.started_at), "endedAt": rfc3339(run.ended_at),
+            "status": GQL_RUN_STATUS[run.status], "sourceID": None, "triggerIDs": run.event_ids,
+            "isBatch": bool(run.batch_id), "batchCreatedAt": rfc3339(run.queued_at) if run.batch_id else None,
+            "cronSchedule": run.cron, "output": None if run.output is None and run.status != "Completed"
+            else _json(run.output), "eventName": run.events[0].get("name") if run.events else None,
+            "hasAI": any(s.op == "AI_GATEWAY" for s in run.steps.values()), "_run": run}
+
+
+def trace_view(engine, run: Run) -> dict:
+    finished = run.status in TERMINAL
+    children = [step_span(run, s) for s in ordered_steps(run)]
+    end = run.ended_at
+    return {"appID": engine.store.apps[run.app].id if run.app in engine.store.apps else "",
+            "functionID": run.fn_id, "runID": run.run_id, "spanID": run.run_id,
+            "traceID": run.run_id, "name": "Run" if finished else run.fn_slug,
+            "status": RUN_SPAN_STATUS[run.status], "attempts": 1,
+            "duration": (end - run.started_at) if end and run.started_at else None,
+            "queuedAt": rfc3339(run.queued_at), "startedAt": rfc3339(run.started_at),
+            "endedAt": rfc3339(end), "childrenSpans": children, "stepOp": None, "stepID": None,
+            "stepType": "FUNCTION", "outputID": run.run_id if finished else None, "isRoot": True,
+            "parentSpanID": None, "stepInfo": None, "memoized": False}
+
+
+def step_span(run: Run, step: Step) -> dict:
+    attempts = step.attempts
+    children = []
+    if len(attempts) > 1:
+        children = [{"appID": "", "functionID": run.fn_id, "runID": run.run_id,
+                     "spanID": f"{step.hash}:{a['attempt']}", "traceID": run.run_id,
+                     "name": f"Attempt {a['attempt']}", "status": a["status"],
+                     "attempts": a["attempt"] + 1, "queuedAt": rfc3339(a["started_at"] or step.queued_at),
+                     "startedAt": rfc3339(a["started_at"]), "endedAt": rfc3339(a["ended_at"]),
+                     "duration": (a["ended_at"] - a["started_at"]) if a["ended_at"] and a["started_at"] else None,
+                     "childrenSpans": [], "stepOp": step.op, "stepID": step.hash,
+                     "stepType": step.op, "outputID": None, "isRoot": False,
+                     "parentSpanID": step.hash, "stepInfo": None, "memoized": False}
+                    for a in attempts]
+    info = None
+    typename = step.info.get("type")
+    if typename in ("SleepStepInfo", "WaitForEventStepInfo", "InvokeStepInfo", "RunStepInfo"):
+        info = dict(step.info, __typename=typename)
+    elif step.op == "RUN":
+        info = {"__typename": "RunStepInfo", "type": "step.run"}
+    duration = (step.ended_at - step.started_at) if step.ended_at and step.started_at else None
+    return {"appID": "", "functionID": run.fn_id, "runID": run.run_id, "spanID": step.hash,
+            "traceID": run.run_id, "name": step.name, "status": step.status,
+            "attempts": max(1, len(attempts)), "duration": duration,
+            "queuedAt": rfc3339(step.queued_at), "startedAt": rfc3339(step.started_at),
+            "endedAt": rfc3339(step.ended_at), "childrenSpans": children, "stepOp": step.op,
+            "stepID": step.hash, "stepType": step.op,
+            "outputID": f"{run.run_id}:{step.hash}" if step.has_output or step.attempts else None,
+            "isRoot": False, "parentSpanID": run.run_id, "stepInfo": info,
+            "memoized": step.memoized}
+
+
+@step_info.type_resolver
+def _resolve_step_info(obj, *_):
+    return obj.get("__typename")
+
+
+@app_type.field("functions")
+def _app_functions(obj, info):
+    return [function_view(obj["_engine"], f) for f in obj["_fns"]]
+
+
+@run_type.field("trace")
+def _run_trace(obj, info, preview=None):
+    return trace_view(_engine(info), obj["_run"])
+
+
+@event_type.field("runs")
+def _event_runs(obj, info):
+    engine = _engine(info)
+    return [run_view(engine, engine.store.runs[r])
+            for r in engine.store.runs_by_event.get(obj["id"], []) if r in engine.store.runs]
+
+
+# -- queries -------------------------------------------------------------------------------
+def _get_run(engine, run_id: str) -> Run:
+    run = engine.store.runs.get(run_id)
+    if run is None:
+        raise GraphQLError(f"run {run_id} not found")
+    return run
+
+
+@query.field("apps")
+def _apps(_, info):
+    engine = _engine(info)
+    return [app_view(engine, name) for name in engine.store.apps]
+
+
+@query.field("functions")
+def _functions(_, info):
+    engine = _engine(info)
+    return [function_view(engine, f) for f in engine.store.functions.values()]
+
+
+@query.field("functionBySlug")
+def _function_by_slug(_, info, query):
+    engine = _engine(info)
+    fn = engine.store.functions.get(query["functionSlug"])
+    return function_view(engine, fn) if fn else None
+
+
+@query.field("run")
+def _run(_, info, runID):
+    engine = _engine(info)
+    run = engine.store.runs.get(runID)
+    return run_view(engine, run) if run else None
+
+
+@query.field("runTrace")
+def _run_trace_q(_, info, runID):
+    engine = _engine(info)
+    run = engine.store.runs.get(runID)
+    if run is None:
+        raise GraphQLError(f"error retrieving trace: no root span found for run {runID}")
+    return trace_view(engine, run)
+
+
+@query.field("runTraceSpanOutputByID")
+def _span_output(_, info, outputID):
+    engine = _engine(info)
+    run_id, _, step_id = outputID.partition(":")
+    run = _get_run(engine, run_id)
+    if not step_id:
+        if run.status == "Failed":
+            out = run.output if isinstance(run.output, dict) else {"message": str(run.output)}
+            return {"input": _json(run.events), "data": None,
+                    "error": {"message": out.get("message", ""), "name": out.get("name"),
+                              "stack": out.get("stack")}}
+        return {"input": _json(run.events), "data": _json(run.output), "error": None}
+    step = run.steps.get(step_id)
+    if step is None:
+        raise GraphQLError(f"no output {outputID}")
+    value = step.output
+    if isinstance(value, dict) and "error" in value and set(value) <= {"error", "data"}:
+        err = value["error"] or {}
+        return {"input": None, "data": None,
+                "error": {"message": err.get("message", ""), "name": err.get("name"),
+                          "stack": err.get("stack")}}
+    if isinstance(value, dict) and set(value) == {"data"}:
+        value = value["data"]
+    last_error = step.info.get("lastError") if not step.has_output else None
+    if last_error:
+        return {"input": None, "data": None,
+                "error": {"message": last_error.get("message", ""), "name": last_error.get("name"),
+                          "stack": last_error.get("stack")}}
+    return {"input": None, "data": _json(value), "error": None}
+
+
+@query.field("runTrigger")
+def _run_trigger(_, info, runID):
+    engine = _engine(info)
+    run = _get_run(engine, runID)
+    return {"eventName": run.events[0].get("name") if run.events else None,
+            "IDs": run.event_ids, "payloads": [_json(e) for e in run.events],
+            "timestamp": rfc3339(run.queued_at), "isBatch": bool(run.batch_id),
+            "batchID": run.batch_id, "cron": run.cron}
+
+
+@query.field("runs")
+def _runs(_, info, filter, first=40, after=None, orderBy=None):
+    engine = _engine(info)
+    field = "QUEUED_AT"
+    desc = True
+    if orderBy:
+        field = orderBy[0]["field"]
+        desc = orderBy[0]["direction"] == "DESC"
+    attr = {"QUEUED_AT": "queued_at", "STARTED_AT": "started_at", "ENDED_AT": "ended_at"}[field]
+    time_attr = {"QUEUED_AT": "queued_at", "STARTED_AT": "started_at",
+                 "ENDED_AT": "ended_at"}[filter.get("timeField") or "QUEUED_AT"]
+    start = parse_time_ms(filter["from"])
+    until = parse_time_ms(filter["until"]) if filter.get("until") else None
+    statuses = set(filter.get("status") or [])
+    fn_ids = set(filter.get("functionIDs") or [])
+    app_ids = set(filter.get("appIDs") or [])
+    cel = filter.get("query")
+    if cel:
+        try:
+            expressions.compile_expression(cel)
+        except expressions.ExpressionError as exc:
+            raise GraphQLError(str(exc))
+    selected = []
+    for run in engine.store.runs.values():
+        t = getattr(run, time_attr) or run.queued_at
+        if t < start or (until is not None and t > until):
+            continue
+        if statuses and GQL_RUN_STATUS[run.status] not in statuses:
+            continue
+        if fn_ids and run.fn_id not in fn_ids:
+            continue
+        if app_ids and (engine.store.apps.get(run.app) is None
+                        or engine.store.apps[run.app].id not in app_ids):
+            continue
+        if cel:
+            try:
+                if not expressions.truthy(cel, run.event):
+                    continue
+            except expressions.ExpressionError:
+                continue
+        selected.append(run)
+    selected.sort(key=lambda r: (getattr(r, attr) or 0, r.run_id), reverse=desc)
+    if after:
+        ids = [r.run_id for r in selected]
+        selected = selected[ids.index(after) + 1:] if after in ids else []
+    page = selected[:max(0, first or 40)]
+    return {"edges": [{"node": run_view(engine, r), "cursor": r.run_id} for r in page],
+            "pageInfo": {"hasNextPage": len(selected) > len(page), "hasPreviousPage": bool(after),
+                         "startCursor": page[0].run_id if page else None,
+                         "endCursor": page[-1].run_id if page else None},
+            "totalCount": len(selected)}
+
+
+@query.field("eventsV2")
+def _events(_, info, filter, first=40, after=None):
+    engine = _engine(info)
+    start = parse_time_ms(filter["from"])
+    until = parse_time_ms(filter["until"]) if filter.get("until") else None
+    names = set(filter.get("eventNames") or [])
+    internal = filter.get("includeInternalEvents")
+    out = []
+    for e in sorted(engine.store.events.values(), key=lambda e: e.internal_id, reverse=True):
+        if e.received_at < start or (until is not None and e.received_at > until):
+            continue
+        if not internal and e.name.startswith("inngest/"):
+            continue
+        if names and e.name not in names:
+            continue
+        if after and e.internal_id >= after:
+            continue
+        out.append(e)
+    page = out[:first or 40]
+    return {"edges": [{"cursor": e.internal_id, "node": {
+        "id": e.internal_id, "idempotencyKey": e.id, "name": e.name,
+        "occurredAt": rfc3339(e.ts), "receivedAt": rfc3339(e.received_at),
+        "raw": _json(e.wire())}} for e in page],
+        "pageInfo": {"hasNextPage": len(out) > len(page), "hasPreviousPage": bool(after),
+                     "startCursor": page[0].internal_id if page else None,
+                     "endCursor": page[-1].internal_id if page else None},
+        "totalCount": len(out)}
+
+
+# -- mutations -----------------------------------------------------------------------------
+@mutation.field("cancelRun")
+def _cancel_run(_, info, runID):
+    engine = _engine(info)
+    try:
+        run = engine.cancel(runID, "cancelled from GraphQL")
+    except EngineError as exc:
+        raise GraphQLError(str(exc))
+    return {"id": run.run_id, "status": GQL_RUN_STATUS[run.status]}
+
+
+@mutation.field("invokeFunction")
+def _invoke(_, info, functionSlug, data=None, user=None, envID=None):
+    try:
+        _engine(info).invoke(functionSlug, data, user)
+    except EngineError as exc:
+        raise GraphQLError(str(exc))
+    return True
+
+
+@mutation.field("rerun")
+def _rerun(_, info, runID, fromStep=None):
+    try:
+        run = _engine(info).rerun(runID, (fromStep or {}).get("stepID"))
+    except EngineError as exc:
+        raise GraphQLError(str(exc))
+    return run.run_id
+
+
+def graphql_app(engine) -> GraphQL:
+    schema = make_executable_schema(SCHEMA, query, mutation, run_type, span_type, app_type,
+                                    event_type, step_info)
+    return GraphQL(schema, debug=False)

@@ -1,0 +1,171 @@
+"""Lab-only endpoints (``/lab/v1``): the clock, chaos rules, reset, sync, a run list."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from .chaos import ChaosError
+from .clock import ClockError
+from .durations import DurationError, parse_duration_ms
+from .ids import parse_time_ms, rfc3339
+from .sync import SyncError, ping_sdk
+from .views import lab_run_record
+
+router = APIRouter(prefix="/lab/v1")
+
+
+def _engine(request: Request):
+    return request.app.state.engine
+
+
+def _error(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status)
+
+
+async def _body(request: Request) -> dict:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ValueError("the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    return body
+
+
+def clock_view(engine) -> dict:
+    clock = engine.clock
+    nxt = engine.scheduler.next_timer()
+    return {"mode": clock.mode, "now": rfc3339(clock.now_ms()), "now_ms": clock.now_ms(),
+            "offset_ms": clock.offset_ms, "auto_advance": clock.auto_advance,
+            "until": rfc3339(clock.until_ms), "next_timer": rfc3339(nxt.at) if nxt else None,
+            "next_timer_kind": nxt.kind if nxt else None}
+
+
+@router.get("/clock")
+def get_clock(request: Request):
+    return clock_view(_engine(request))
+
+
+@router.post("/clock/advance")
+async def advance_clock(request: Request):
+    engine = _engine(request)
+    try:
+        body = await _body(request)
+        if body.get("to_next_timer"):
+            nxt = engine.scheduler.next_timer()
+            if nxt is not None:
+                engine.clock.advance_to(nxt.at)
+        elif "seconds" in body:
+            engine.clock.advance(int(float(body["seconds"]) * 1000))
+        elif "duration" in body:
+            engine.clock.advance(parse_duration_ms(body["duration"]))
+        elif "to" in body:
+            engine.clock.advance_to(parse_time_ms(str(body["to"])))
+        else:
+            return _error('give one of "seconds", "duration", "to" or "to_next_timer"')
+    except (ClockError, DurationError, ValueError, TypeError) as exc:
+        return _error(str(exc))
+    engine.clock_moved()
+    engine.scheduler.poke()
+    return clock_view(engine)
+
+
+@router.post("/clock/auto")
+async def auto_clock(request: Request):
+    engine = _engine(request)
+    try:
+        body = await _body(request)
+        if engine.clock.mode != "virtual" and body.get("enabled"):
+            raise ClockError("auto-advance needs the virtual clock")
+        engine.clock.auto_advance = bool(body.get("enabled", True))
+        engine.clock.until_ms = parse_time_ms(body["until"]) if body.get("until") else None
+    except (ClockError, ValueError) as exc:
+        return _error(str(exc))
+    engine.scheduler.poke()
+    return clock_view(engine)
+
+
+@router.post("/chaos")
+async def add_chaos(request: Request):
+    engine = _engine(request)
+    try:
+        body = await _body(request)
+        rule = engine.chaos.add(str(body.get("function") or ""), str(body.get("step") or ""),
+                                int(body.get("times", 1)), str(body.get("mode", "raise")))
+    except (ChaosError, ValueError, TypeError) as exc:
+        return _error(str(exc))
+    return rule
+
+
+@router.get("/chaos")
+def list_chaos(request: Request):
+    return {"data": _engine(request).chaos.rules}
+
+
+@router.delete("/chaos")
+def clear_chaos(request: Request):
+    _engine(request).chaos.clear()
+    return {"data": []}
+
+
+@router.post("/reset")
+def reset(request: Request):
+    engine = _engine(request)
+    for run in list(engine.store.runs.values()):
+        engine.scheduler.remove_run_items(run.run_id)
+    engine.store.reset_runs()
+    engine.singletons.clear()
+    engine.chaos.clear()
+    engine.cron.schedule_all()
+    return {"ok": True}
+
+
+@router.post("/sync")
+async def sync(request: Request):
+    try:
+        body = await _body(request)
+        url = str(body.get("url") or "")
+        if not url.startswith(("http://", "https://")):
+            return _error('give the app\'s serve URL as {"url": "http://127.0.0.1:PORT/api/inngest"}')
+        reply = await ping_sdk(url)
+    except ValueError as exc:
+        return _error(str(exc))
+    except SyncError as exc:
+        return _error(str(exc), 502)
+    return reply
+
+
+@router.get("/runs")
+def runs(request: Request, function: str | None = None, status: str | None = None,
+         event_id: str | None = None, since: str | None = None, limit: int = 200):
+    engine = _engine(request)
+    try:
+        since_ms = parse_time_ms(since) if since else None
+    except ValueError as exc:
+        return _error(f"invalid since: {exc}")
+    fn = engine.find_function(function) if function else None
+    if function and fn is None:
+        return _error(f"function {function!r} not found", 404)
+    out = []
+    for run in sorted(engine.store.runs.values(), key=lambda r: r.run_id, reverse=True):
+        if fn and run.fn_slug != fn.slug:
+            continue
+        if status and run.status.lower() != status.lower():
+            continue
+        if event_id and event_id not in run.event_ids:
+            continue
+        if since_ms is not None and run.queued_at < since_ms:
+            continue
+        out.append(lab_run_record(run))
+        if len(out) >= limit:
+            break
+    return {"data": out}
+
+
+@router.get("/stats")
+def stats(request: Request):
+    return _engine(request).scheduler.stats()

@@ -1,0 +1,207 @@
+"""The queue: timers ordered by engine time, call items ordered by priority, concurrency
+slots, workers, and the virtual clock's auto-advance.
+
+* A *timer* is any item with a due time (a sleep's wake-up, a wait timeout, a delayed start,
+  a retry). When due, a ``call`` item moves to the ready heap; any other kind fires
+  ``engine.on_timer``.
+* A ready call needs a worker (at most ``max_workers`` SDK requests in flight, like the dev
+  server's queue workers) and a slot in every concurrency counter of its run. Without a slot
+  it waits in the backlog of the counter that was full; a release re-queues that backlog.
+  Nothing is dropped.
+* Auto-advance (virtual clock): when nothing is in flight, ready or blocked, the clock jumps
+  to the next timer if that timer is *internal* (belongs to a run in progress). A cron tick
+  or a wait/invoke timeout is the outside world's business: the clock waits for a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from collections import Counter, defaultdict
+
+from .models import Item
+
+log = logging.getLogger("lab_support.devserver")
+FLUSH_EVERY_S = 0.05
+
+
+class Scheduler:
+    def __init__(self, engine, max_workers: int = 100) -> None:
+        self.engine = engine
+        self.max_workers = max_workers
+        self._seq = itertools.count(1)
+        self._timers: list[tuple[int, int, str]] = []
+        self._ready: list[tuple[int, int, str]] = []
+        self.backlog: dict[str, list[Item]] = defaultdict(list)
+        self.in_flight: dict[str, asyncio.Task] = {}
+        self.slots: Counter[str] = Counter()
+        self._wake: asyncio.Event | None = None
+        self._loop_task: asyncio.Task | None = None
+        self._flush_task: asyncio.Task | None = None
+        self.busy_external = 0      # work outside SDK calls that must finish before a jump
+
+    # -- items -----------------------------------------------------------------------------
+    def add(self, item: Item) -> Item:
+        item.seq = next(self._seq)
+        self.engine.store.put("item", item.id, item)
+        heapq.heappush(self._timers, (item.at, item.seq, item.id))
+        self.poke()
+        return item
+
+    def reschedule(self, item: Item, at: int, *, internal: bool = True) -> None:
+        item.at, item.internal = at, internal
+        self.add(item)
+
+    def remove(self, item_id: str) -> None:
+        self.engine.store.delete("item", item_id)   # heap entries are dropped lazily
+
+    def remove_run_items(self, run_id: str) -> None:
+        for item in [i for i in self.engine.store.items.values() if i.run_id == run_id]:
+            self.remove(item.id)
+
+    def load(self) -> None:
+        """After a restart: every stored item goes back on the timer heap."""
+        for item in sorted(self.engine.store.items.values(), key=lambda i: (i.at, i.seq)):
+            item.seq = next(self._seq)
+            item.payload.pop("held", None)   # slots do not survive a restart
+            heapq.heappush(self._timers, (item.at, item.seq, item.id))
+
+    def poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    # -- introspection ---------------------------------------------------------------------
+    def _live(self, entry: tuple[int, int, str]) -> Item | None:
+        item = self.engine.store.items.get(entry[2])
+        if item is None or item.seq != entry[1]:
+            return None
+        return item
+
+    def next_timer(self) -> Item | None:
+        while self._timers:
+            item = self._live(self._timers[0])
+            if item is not None:
+                return item
+            heapq.heappop(self._timers)
+        return None
+
+    def idle(self) -> bool:
+        return (not self.in_flight and not self._ready and self.busy_external == 0
+                and not any(self.backlog.values()))
+
+    def stats(self) -> dict:
+        return {"in_flight": len(self.in_flight), "ready": len(self._ready),
+                "blocked": sum(len(v) for v in self.backlog.values()),
+                "timers": len(self.engine.store.items), "slots": dict(self.slots)}
+
+    # -- the loop --------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._loop_task = asyncio.create_task(self._run(), name="lab-scheduler")
+        self._flush_task = asyncio.create_task(self._flush_forever(), name="lab-flush")
+
+    async def stop(self) -> None:
+        for task in (self._loop_task, self._flush_task, *self.in_flight.values()):
+            if task is not None:
+                task.cancel()
+        for task in (self._loop_task, self._flush_task, *self.in_flight.values()):
+            if task is not None:
+                try:
+                    await asyncio.wait_for(task, 5)
+                except (asyncio.CancelledError, asyncio.TimeoutError, Exception):
+                    pass
+        self.in_flight.clear()
+        self.engine.store.flush()
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_S)
+            try:
+                self.engine.store.flush()
+            except Exception:  # a full disk must not stop the engine; say so
+                log.exception("could not persist engine state")
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            self._wake.clear()
+            try:
+                delay = self._tick()
+            except Exception:
+                log.exception("scheduler tick failed")
+                delay = 0.1
+            if delay == 0:
+                await asyncio.sleep(0)
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    def _tick(self) -> float | None:
+        """Do all due work; return how long to sleep (None: until poked)."""
+        clock = self.engine.clock
+        now = clock.now_ms()
+        while self._timers and self._timers[0][0] <= now:
+            entry = heapq.heappop(self._timers)
+            item = self._live(entry)
+            if item is None:
+                continue
+            if item.kind == "call":
+                heapq.heappush(self._ready, (self.engine.priority_key(item), item.seq, item.id))
+            else:
+                self.remove(item.id)
+                self.engine.on_timer(item)
+        self._dispatch()
+        nxt = self.next_timer()
+        if nxt is None:
+            return None
+        if clock.auto_advance and self.idle() and nxt.internal and nxt.at > clock.now_ms():
+            if clock.until_ms is None or nxt.at <= clock.until_ms:
+                clock.advance_to(nxt.at)
+                self.engine.clock_moved()
+                return 0
+        return max(0.0, (nxt.at - clock.now_ms()) / 1000.0)
+
+    def _dispatch(self) -> None:
+        while self._ready and len(self.in_flight) < self.max_workers:
+            entry = heapq.heappop(self._ready)
+            item = self._live(entry)
+            if item is None:
+                continue
+            full = self.engine.blocking_counter(item)
+            if full is not None:
+                self.backlog[full].append(item)
+                continue
+            self._acquire(item)
+            self.in_flight[item.id] = asyncio.create_task(self._work(item))
+
+    def _acquire(self, item: Item) -> None:
+        for key, _limit in self.engine.counters(item):
+            self.slots[key] += 1
+        item.payload["held"] = [k for k, _ in self.engine.counters(item)]
+
+    def release(self, item: Item) -> None:
+        for key in item.payload.pop("held", []):
+            self.slots[key] -= 1
+            if self.slots[key] <= 0:
+                del self.slots[key]
+            for waiting in self.backlog.pop(key, []):
+                if self.engine.store.items.get(waiting.id) is waiting:
+                    heapq.heappush(self._ready, (self.engine.priority_key(waiting),
+                                                 waiting.seq, waiting.id))
+        self.poke()
+
+    async def _work(self, item: Item) -> None:
+        try:
+            await self.engine.executor.execute(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("executing %s failed", item.id)
+            self.engine.internal_failure(item)
+        finally:
+            self.in_flight.pop(item.id, None)
+            self.release(item)

@@ -1,0 +1,387 @@
+"""The ``lab`` object: start, observe and control durable runs from a notebook.
+
+One instance per kernel (``from lab_support import lab``). Every method is safe to re-run
+out of order: ``start`` stops the previous host first and reuses the engine it started.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .client import EngineClient, LabClientError
+from .controls import Chaos, Clock
+from .display import show, table_html
+from .engines import EngineChoice, RealDevProcess, lab_state_dir, pick_engine, start_embedded
+from .function_host import (ProcessHost, ThreadHost, build_app, importable_module,
+                            make_client, sync)
+from .host import free_port
+from .runs import RunList, normalize_status
+from . import tracing
+
+DEFAULT_WAIT_S = 30.0
+POLL_S = 0.1
+# On a real dev server one production hour lasts this many real seconds (see lab.hours).
+REAL_SECONDS_PER_HOUR = 10.0
+
+
+class Lab:
+    def __init__(self) -> None:
+        self.api: EngineClient | None = None
+        self.engine_choice: EngineChoice | None = None
+        self._engine_arg: str | None = None
+        self._engine_proc = None  # EngineProcess | RealDevProcess when this kernel started it
+        self._host: ThreadHost | ProcessHost | None = None
+        self._env_before: tuple[bool, str | None] | None = None
+        self.app_id: str | None = None
+        self.functions: list = []
+        self.serve_client = None
+        self.predictions: dict[str, Any] = {}
+        self.state_dir: Path = lab_state_dir()
+        self.seconds_per_hour = REAL_SECONDS_PER_HOUR
+        self.clock = Clock(self)
+        self.chaos = Chaos(self)
+
+    # ------------------------------------------------------------------ start / stop
+    def start(self, functions, app_id: str | None = None, engine: str = "auto",
+              host: str = "thread", *, port: int | None = None,
+              engine_port: int | None = None, memory: bool = False,
+              quiet: bool = False) -> "Lab":
+        """Pick and start the engine, serve ``functions`` from a host, sync, show status."""
+        functions = _as_function_list(functions)
+        app_id = app_id or _infer_app_id(functions)
+        _check_ids(functions, app_id)
+        if host not in ("thread", "process"):
+            raise ValueError(f"host must be 'thread' or 'process', not {host!r}")
+        self._stop_host()  # a re-run must never leave the previous host serving
+        self.state_dir = lab_state_dir()
+        port = port or free_port()  # known up front: `inngest dev -u` needs the host URL
+        self._ensure_engine(engine, engine_port=engine_port, memory=memory, host_port=port)
+        self.app_id, self.functions = app_id, functions
+        self.serve_client = make_client(app_id, self.api.url)
+        if host == "thread":
+            self._host = ThreadHost(build_app(self.serve_client, functions), port=port).start()
+        else:
+            module = importable_module(functions)
+            self._host = ProcessHost(module, [f.id for f in functions], app_id, self.api.url,
+                                     log_path=self.state_dir / "process-host.log",
+                                     port=port).start()
+        if isinstance(self._engine_proc, RealDevProcess) and not self._engine_proc.alive():
+            self._engine_proc.start()
+        sync(self._host.url)
+        if not quiet:
+            self.status()
+        return self
+
+    def update(self, functions=None) -> "Lab":
+        """Serve new versions of the functions (same engine, same runs) and re-sync."""
+        if self._host is None or self.api is None:
+            raise RuntimeError("Nothing is running yet: call lab.start(functions) first.")
+        functions = _as_function_list(functions) if functions is not None else self.functions
+        _check_ids(functions, self.app_id)
+        self.functions = functions
+        if isinstance(self._host, ThreadHost):
+            self._host.swap(build_app(self.serve_client, functions))
+        else:
+            self._host.stop()
+            self._host.fn_ids = [f.id for f in functions]
+            self._host.start()
+        sync(self._host.url)
+        return self
+
+    def _ensure_engine(self, engine: str, *, engine_port, memory, host_port) -> None:
+        if self.api is not None and self._engine_arg == engine and self._engine_alive():
+            return  # re-run: keep the engine and its runs
+        self._stop_engine()
+        choice = pick_engine(engine)
+        if choice.mode == "url":
+            self._set_engine(choice, EngineClient(choice.url), None)
+        elif choice.mode == "embedded":
+            proc = start_embedded(self.state_dir, engine_port, memory=memory)
+            self._set_engine(choice, EngineClient(proc.url), proc)
+        else:  # an `inngest` binary: start() launches it once the host is up
+            proc = RealDevProcess(choice.binary, f"http://127.0.0.1:{host_port}/api/inngest",
+                                  port=engine_port)
+            self._set_engine(choice, EngineClient(proc.url), proc)
+        self._engine_arg = engine
+
+    def _set_engine(self, choice, api, proc) -> None:
+        self.engine_choice, self.api, self._engine_proc = choice, api, proc
+        if "INNGEST_DEV" not in os.environ or self._env_before is not None:
+            # Clients the learner makes later (inngest.Inngest(...)) find this engine.
+            if self._env_before is None:
+                self._env_before = ("INNGEST_DEV" in os.environ, os.environ.get("INNGEST_DEV"))
+            os.environ["INNGEST_DEV"] = api.url
+
+    def _engine_alive(self) -> bool:
+        if self._engine_proc is not None and not self._engine_proc.alive():
+            return False
+        return self.api is not None and self.api.healthy()
+
+    def _require_engine(self) -> EngineClient:
+        if self.api is None:
+            raise RuntimeError("No engine yet: call lab.start(functions) first.")
+        return self.api
+
+    def _stop_host(self) -> None:
+        if self._host is not None:
+            self._host.stop()
+            self._host = None
+
+    def _stop_engine(self) -> None:
+        if self._engine_proc is not None:
+            self._engine_proc.stop()
+        if self.api is not None:
+            self.api.close()
+        self._engine_proc, self.api, self.engine_choice, self._engine_arg = None, None, None, None
+        if self._env_before is not None:
+            existed, value = self._env_before
+            if existed:
+                os.environ["INNGEST_DEV"] = value or ""
+            else:
+                os.environ.pop("INNGEST_DEV", None)
+            self._env_before = None
+
+    def stop(self) -> None:
+        """Stop the host and the engine this kernel started (a running dev server is left alone)."""
+        self._stop_host()
+        self._stop_engine()
+
+    # ------------------------------------------------------------------ host crash demo
+    def kill_host(self) -> None:
+        """Kill the worker process (SIGKILL) wherever it is; runs wait for it to return.
+        The virtual clock's auto-advance is paused meanwhile, so retries do not burn out."""
+        if not isinstance(self._host, ProcessHost):
+            raise RuntimeError("kill_host needs lab.start(..., host='process'): a thread "
+                               "inside this kernel cannot be killed without killing the kernel.")
+        if self.api.kind == "embedded":
+            self.clock.auto(False)
+        self._host.kill()
+
+    def restart_host(self) -> None:
+        if not isinstance(self._host, ProcessHost):
+            raise RuntimeError("restart_host needs lab.start(..., host='process').")
+        self._host.start()
+        sync(self._host.url)
+        if self.api.kind == "embedded":
+            self.clock.auto(True)
+
+    # ------------------------------------------------------------------ status panel
+    def status(self) -> dict:
+        api = self._require_engine()
+        info = {
+            "engine": api.kind,
+            "version": api.version,
+            "engine_url": api.url,
+            "dashboard": api.url + "/",
+            "host": self._host.url if self._host else "(not running)",
+            "host_kind": self._host.kind if self._host else "",
+            "app_id": self.app_id,
+            "functions": [f.id for f in self.functions],
+            "why": self.engine_choice.reason if self.engine_choice else "",
+        }
+        if api.kind == "embedded":
+            info["state"] = str(self.state_dir)
+        rows = [("engine", f"{info['engine']} {info['version']}"),
+                ("dashboard", f"<a href='{info['dashboard']}' target='_blank'>{info['dashboard']}</a>"),
+                ("host", f"{info['host']} ({info['host_kind']})"),
+                ("functions", ", ".join(info["functions"]) or "none"),
+                ("picked because", info["why"])]
+        text = "\n".join(f"{k:>14}: {v}" for k, v in
+                         [("engine", rows[0][1]), ("dashboard", info["dashboard"]),
+                          ("host", rows[2][1]), ("functions", rows[3][1]), ("why", info["why"])])
+        show(text="lab ready\n" + text,
+             html_text=table_html(rows, "lab ready", "lab-status"))
+        return info
+
+    # ------------------------------------------------------------------ events and runs
+    def send(self, name: str, data: dict | list[dict] | None = None, id: str | None = None,
+             ts: datetime | None = None) -> list[str]:
+        """Send one event (or one per item when ``data`` is a list); returns event ids."""
+        if not isinstance(name, str) or not name:
+            raise ValueError("send needs an event name, e.g. lab.send('support/email.received', {...})")
+        items = data if isinstance(data, list) else [data or {}]
+        if id is not None and len(items) != 1:
+            raise ValueError("id= dedupes one event; send a single data dict with it.")
+        events = []
+        for item in items:
+            if not isinstance(item, dict):
+                raise ValueError(f"event data must be a dict, got {type(item).__name__}")
+            event = {"name": name, "data": item}
+            if id is not None:
+                event["id"] = id
+            if ts is not None:
+                event["ts"] = int(ts.timestamp() * 1000)
+            events.append(event)
+        return self._require_engine().send(events)
+
+    def _slug(self, function: Any) -> str:
+        if hasattr(function, "id") and not isinstance(function, str):
+            return function.id
+        if not isinstance(function, str) or not function:
+            raise ValueError(f"a function is a Function object or its id, not {function!r}")
+        ids = {f.id for f in self.functions}
+        if function not in ids and self.app_id and f"{self.app_id}-{function}" in ids:
+            return f"{self.app_id}-{function}"
+        return function
+
+    def runs(self, event_id: str | None = None, function: Any = None, status: Any = None,
+             since: datetime | None = None, until: datetime | None = None) -> RunList:
+        """Runs, newest first, filtered by triggering event, function, status and time."""
+        api = self._require_engine()
+        fn_ids = [api.function_id(self._slug(function))] if function is not None else None
+        statuses = normalize_status(status)
+        found = api.runs(function_ids=fn_ids, status=statuses, since=since, until=until)
+        if event_id is not None:
+            found = [r for r in found if event_id in (r.get("triggerIDs") or [])]
+        return RunList(found)
+
+    def run(self, run_id: str) -> dict:
+        return self._require_engine().run(run_id)
+
+    def wait(self, target: Any, status: Any = None, timeout: float = DEFAULT_WAIT_S):
+        """Wait until the run(s) finish (or reach ``status``). ``target``: a run id, an event
+        id, or a list of them (``lab.send(...)`` returns event ids). Returns the run, or a
+        list when there are several."""
+        from .waiting import wait_for
+
+        return wait_for(self, target, status=status, timeout=timeout)
+
+    def trace(self, run_id: str, outputs: bool = True):
+        """The run's steps as a table: step, op, attempts, times, status, executed or memo
+        hit, and a short output."""
+        api = self._require_engine()
+        span_tree = api.trace(run_id, memo_field=api.kind == "embedded")
+        values = {}
+        if outputs:
+            for span in tracing.step_spans(span_tree):
+                if span.get("outputID"):
+                    try:
+                        values[span["outputID"]] = tracing.output_value(
+                            api.span_output(span["outputID"]))
+                    except LabClientError:
+                        values[span["outputID"]] = None
+        return tracing.trace_frame(tracing.trace_rows(span_tree, values))
+
+    # ------------------------------------------------------------------ recovery
+    def replay(self, run_id: str, from_step: str | None = None) -> str:
+        """Run again with earlier steps' outputs reused; from the failed step by default.
+        Returns the new run's id."""
+        api = self._require_engine()
+        span_tree = api.trace(run_id)
+        if from_step is None:
+            failed = tracing.failed_step(span_tree)
+            return api.rerun(run_id, failed.get("stepID") if failed else None)
+        for span in tracing.step_spans(span_tree):
+            if span.get("name") == from_step:
+                return api.rerun(run_id, span.get("stepID"))
+        # Not in the trace (it never started): the engine takes the step's hashed id.
+        return api.rerun(run_id, hashlib.sha1(from_step.encode()).hexdigest())
+
+    def replay_failed(self, function: Any, since: datetime | None = None) -> list[str]:
+        """Replay every failed run of ``function`` (since ``since``); returns new run ids."""
+        return [self.replay(r["id"]) for r in self.runs(function=function, status="FAILED",
+                                                         since=since)]
+
+    def cancel(self, run_id: str) -> None:
+        self._require_engine().cancel_run(run_id)
+
+    def bulk_cancel(self, function: Any, since: datetime | None = None,
+                    until: datetime | None = None, if_exp: str | None = None) -> list[str]:
+        """Cancel runs of ``function`` started between ``since`` and ``until`` (optionally only
+        those whose event matches the CEL ``if_exp``). Returns the cancelled run ids."""
+        from .bulk import bulk_cancel
+
+        return bulk_cancel(self, function, since, until, if_exp)
+
+    # ------------------------------------------------------------------ durations
+    def hours(self, n: float) -> timedelta:
+        """A production duration for notebooks that must also finish on a real dev server:
+        exact on the embedded engine (its virtual clock skips it), and on a real server one
+        hour lasts ``lab.seconds_per_hour`` real seconds (default 10)."""
+        return self._duration(n * 3600)
+
+    def minutes(self, n: float) -> timedelta:
+        return self._duration(n * 60)
+
+    def days(self, n: float) -> timedelta:
+        return self._duration(n * 86400)
+
+    def _duration(self, seconds: float) -> timedelta:
+        if self.api is None or self.api.kind == "embedded":
+            return timedelta(seconds=seconds)
+        scaled = seconds * self.seconds_per_hour / 3600
+        return timedelta(seconds=max(1, round(scaled)))  # the SDK refuses < 1 s
+
+    # ------------------------------------------------------------------ widgets
+    def predict(self, id: str, question: str, choices=None, answer=None, explain: str = "",
+                tolerance: float = 0.05):
+        from .predict import Prediction
+
+        prediction = Prediction(id, question, choices=choices, answer=answer, explain=explain,
+                                store=self.state_dir / "predictions.jsonl", tolerance=tolerance)
+        self.predictions[id] = prediction
+        return prediction.show()
+
+    def calibration(self):
+        from .display import show_figure
+        from .predict import calibration_figure, calibration_table, load_records
+
+        table = calibration_table(load_records(self.state_dir / "predictions.jsonl"))
+        show_figure(calibration_figure(table), alt="prediction calibration")
+        return table
+
+    def reliability(self, p: float = 0.95, n: int = 6, k: int = 3, cost: float = 0.05):
+        from .reliability import reliability_widget
+
+        return reliability_widget(p, n, k, cost)
+
+    def watch(self, target: Any, until: Any = "done", lane: Any = "run",
+              timeout: float = 60.0, interval: float = 0.5):
+        """A live Gantt of the runs (a function, run ids or event ids) until they finish."""
+        from .watching import watch
+
+        return watch(self, target, until=until, lane=lane, timeout=timeout, interval=interval)
+
+    def check(self, *args, **kwargs):
+        from .checks import check
+
+        return check(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        if self.api is None:
+            return "lab (not started: lab.start(functions))"
+        return f"lab ({self.api.kind} engine at {self.api.url}, host {getattr(self._host, 'url', None)})"
+
+
+def _as_function_list(functions) -> list:
+    items = list(functions) if isinstance(functions, (list, tuple)) else [functions]
+    if not items:
+        raise ValueError("lab.start needs at least one function")
+    for fn in items:
+        if not (hasattr(fn, "id") and hasattr(fn, "_handler")):
+            raise TypeError(f"{fn!r} is not an Inngest function: decorate it with "
+                            "@client.create_function(...)")
+    return items
+
+
+def _infer_app_id(functions: list) -> str:
+    # create_function makes the id "<app_id>-<fn_id>"; the local part is in _opts.local_id.
+    app_ids = set()
+    for fn in functions:
+        local = fn._opts.local_id
+        app_ids.add(fn.id[: -len(local) - 1] if fn.id.endswith("-" + local) else fn.id)
+    if len(app_ids) != 1:
+        raise ValueError(f"The functions come from different apps {sorted(app_ids)}; "
+                         "serve one app per lab.start, or pass app_id=.")
+    return app_ids.pop()
+
+
+def _check_ids(functions: list, app_id: str) -> None:
+    for fn in functions:
+        if not fn.id.startswith(app_id + "-"):
+            raise ValueError(f"Function {fn.id!r} was made by a client with another app_id "
+                             f"than {app_id!r}; use inngest.Inngest(app_id={app_id!r}).")

@@ -1,0 +1,94 @@
+"""Turn a GraphQL run trace into rows: one per step, saying what happened to it.
+
+Pure functions (no HTTP), so they are tested on recorded trace shapes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .client import parse_time
+
+COLUMNS = ["step", "op", "attempts", "started", "ended", "status", "source", "output"]
+SUMMARY_CHARS = 60
+
+
+def summarize(value: Any, limit: int = SUMMARY_CHARS) -> str:
+    """A short, one-line text for a step's output or error."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        try:  # GraphQL hands step data back as a JSON string
+            value = json.loads(value)
+        except ValueError:
+            pass
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def step_spans(trace: dict | None) -> list[dict]:
+    """The step spans of a trace, once each (the real server sometimes lists a step twice)."""
+    seen: set[tuple] = set()
+    out = []
+    for span in (trace or {}).get("childrenSpans") or []:
+        if not span.get("stepID") and not span.get("stepOp"):
+            continue  # function-level spans ("function success", "Finalization", ...)
+        key = (span.get("stepID"), span.get("name"), span.get("startedAt"))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(span)
+    return out
+
+
+def source_of(span: dict) -> str:
+    """How the step's value came about: executed now, memo hit (from a replay), retried."""
+    if span.get("memoized"):
+        return "memo hit"
+    attempts = span.get("attempts") or len(span.get("childrenSpans") or []) or 1
+    return "retried" if attempts > 1 else "executed"
+
+
+def trace_rows(trace: dict | None, outputs: dict[str, Any] | None = None) -> list[dict]:
+    outputs = outputs or {}
+    rows = []
+    for span in step_spans(trace):
+        attempts = span.get("attempts") or len(span.get("childrenSpans") or []) or 1
+        output = outputs.get(span.get("outputID") or "")
+        rows.append({
+            "step": span.get("name"),
+            "op": span.get("stepOp") or "",
+            "attempts": attempts,
+            "started": parse_time(span.get("startedAt")),
+            "ended": parse_time(span.get("endedAt")),
+            "status": span.get("status"),
+            "source": source_of(span),
+            "output": summarize(output),
+        })
+    return rows
+
+
+def output_value(output: dict | None) -> Any:
+    """What ``runTraceSpanOutputByID`` says a step produced: its data or its error."""
+    if not output:
+        return None
+    if output.get("error"):
+        err = output["error"]
+        return f"{err.get('name') or 'Error'}: {err.get('message') or ''}"
+    return output.get("data")
+
+
+def failed_step(trace: dict | None) -> dict | None:
+    """The step a replay should restart from: the first failed step span."""
+    for span in step_spans(trace):
+        if span.get("status") == "FAILED":
+            return span
+    return None
+
+
+def trace_frame(rows: list[dict]):
+    import pandas as pd  # heavy; only when a table is asked for
+
+    return pd.DataFrame(rows, columns=COLUMNS)

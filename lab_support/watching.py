@@ -1,0 +1,101 @@
+"""``lab.watch``: redraw the run timeline until the runs finish (or time is up).
+
+In JupyterLab the image updates in place; the last image stays in the saved notebook, so a
+papermill run shows what happened. The call returns after ``timeout`` at the latest.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from .client import LabClientError, parse_time
+from .display import in_kernel, show_figure
+from .runs import is_terminal
+from .timeline import RunLane, summary_text, timeline_figure
+
+if TYPE_CHECKING:
+    from .lab_object import Lab
+
+
+def _lane_for(api, run: dict, lane: Any, cache: dict) -> str:
+    if lane == "run":
+        return run["id"][-8:]
+    if lane == "function":
+        return (run.get("function") or {}).get("slug", "?")
+    if run["id"] not in cache:
+        trigger = api.trigger(run["id"])
+        payload = (trigger.get("payloads") or [None])[0]
+        cache[run["id"]] = json.loads(payload) if isinstance(payload, str) else (payload or {})
+    event = cache[run["id"]]
+    if callable(lane):
+        return str(lane(event))
+    if isinstance(lane, str) and lane.startswith("event."):
+        value: Any = {"event": event}
+        for part in lane.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return str(value)
+    raise ValueError("lane is 'run', 'function', a path like 'event.data.customer_id', "
+                     "or a function of the event")
+
+
+def _collect(lab: "Lab", target: Any) -> list[dict]:
+    api = lab._require_engine()
+    ids = [target] if isinstance(target, str) else None
+    if isinstance(target, (list, tuple)):
+        ids = list(target)
+    if ids is None or (len(ids) == 1 and not _is_known_id(api, ids[0])):
+        return list(lab.runs(function=target if ids is None else ids[0]))
+    runs: list[dict] = []
+    for some_id in ids:
+        try:
+            runs.append(api.run(some_id))
+        except LabClientError:  # an event id: its runs
+            runs += [api.run(r["run_id"]) for r in api.event_runs(some_id)]
+    return runs
+
+
+def _is_known_id(api, value: str) -> bool:
+    try:
+        api.run(value)
+        return True
+    except LabClientError:
+        try:
+            api.event_runs(value)
+            return True
+        except LabClientError:
+            return False
+
+
+def watch(lab: "Lab", target: Any, *, until: Any = "done", lane: Any = "run",
+          timeout: float = 60.0, interval: float = 0.5) -> list[RunLane]:
+    if until != "done" and not isinstance(until, (int, float)):
+        raise ValueError("until is 'done' (all runs finished) or a number of seconds")
+    api = lab._require_engine()
+    memo = api.kind == "embedded"
+    display_id = f"lab-watch-{uuid.uuid4().hex}"
+    limit = min(timeout, until) if isinstance(until, (int, float)) else timeout
+    deadline = time.monotonic() + limit
+    cache: dict = {}
+    shown = False
+    while True:
+        runs = _collect(lab, target)
+        lanes = []
+        for run in runs:
+            trace = api.trace(run["id"], memo_field=memo) if run.get("startedAt") else None
+            lanes.append(RunLane(run["id"], _lane_for(api, run, lane, cache), run["status"],
+                                 parse_time(run.get("startedAt")), parse_time(run.get("endedAt")),
+                                 list((trace or {}).get("childrenSpans") or [])))
+        finished = until == "done" and runs and all(is_terminal(r) for r in runs)
+        last = finished or time.monotonic() >= deadline
+        if in_kernel() or last:
+            now = lab.clock.now() if memo else datetime.now(timezone.utc)
+            fig = timeline_figure(lanes, now, title=summary_text(lanes))
+            show_figure(fig, alt=summary_text(lanes), display_id=display_id, update=shown)
+            shown = True
+        if last:
+            return lanes
+        time.sleep(interval)

@@ -1,0 +1,66 @@
+"""The function host: a FastAPI app serving the Worker's Inngest functions.
+
+    uvicorn chat_agent.serve:app --port 8000      # then sync http://127.0.0.1:8000/api/inngest
+
+Also serves ``POST /webhooks/postmark``: the Postmark inbound transform (see ``postmark.py``)
+followed by one event send whose id is derived from the email's MessageID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import anyio.to_thread
+import inngest
+import inngest.fast_api
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from customer_data_mcp import migrate, store
+
+from .inngest_client import inngest_client
+from .postmark import PostmarkPayloadError, postmark_to_event
+from .tasks import functions
+
+
+def prepare_database() -> None:
+    """Migrate; seed only the embedded lab database (never a DATABASE_URL you pointed us at)."""
+    migrate.migrate()
+    if not os.environ.get("DATABASE_URL") and migrate.counts()["customers"] == 0:
+        migrate.seed()
+
+
+def create_app(client: inngest.Inngest | None = None, *, prepare_db: bool = False) -> FastAPI:
+    client = client or inngest_client
+    if prepare_db:
+        prepare_database()
+    app = FastAPI(title="chat-agent worker")
+    inngest.fast_api.serve(app, client, functions)
+
+    @app.post("/webhooks/postmark")
+    async def postmark_webhook(request: Request):
+        raw = await request.body()
+        try:
+            payload = json.loads(raw)
+        except ValueError as exc:
+            return JSONResponse({"error": f"body is not JSON: {exc}"}, status_code=400)
+        try:
+            event = await anyio.to_thread.run_sync(
+                lambda: postmark_to_event(payload, store.find_customer_by_email))
+        except PostmarkPayloadError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        except (store.CustomerNotFound, store.InvalidInput) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        ids = await client.send(inngest.Event(**event))
+        return {"event_id": event["id"], "internal_ids": ids, "customer_id":
+                event["data"]["customer_id"]}
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"ok": True, "functions": [f.id for f in functions]}
+
+    return app
+
+
+app = create_app(prepare_db=os.environ.get("CHAT_AGENT_SKIP_DB") != "1")

@@ -1,0 +1,42 @@
+"""Shared test fixtures: the repo and src/ on sys.path, and embedded engines on free ports."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+for path in (ROOT, ROOT / "src"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+# Subprocesses (the engine, papermill kernels) must import the same code.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT), str(ROOT / "src")] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+# Tests never talk to a real dev server or a real model by accident.
+os.environ.pop("INNGEST_DEV", None)
+os.environ.pop("OPENAI_API_KEY", None)
+
+from lab_support.engine_process import EngineProcess  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """One in-memory embedded engine per test module (virtual clock)."""
+    proc = EngineProcess(memory=True).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def fresh_engine():
+    """A new in-memory embedded engine for one test."""
+    proc = EngineProcess(memory=True).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

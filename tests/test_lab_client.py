@@ -1,0 +1,83 @@
+"""The engine client against a fake server: cache busting, error bodies, lab-only calls."""
+
+import json
+
+import httpx
+import pytest
+
+from lab_support.client import EngineClient, LabClientError, NotOnRealServer, parse_time
+
+
+def fake(kind="embedded", log=None):
+    def handler(request: httpx.Request) -> httpx.Response:
+        if log is not None:
+            log.append(request)
+        path = request.url.path
+        if path == "/dev":
+            info = {"version": "0.1"} | ({"engine": "embedded"} if kind == "embedded" else {})
+            return httpx.Response(200, json=info)
+        if path.startswith("/v1/events/"):
+            # The real server answers GET errors with HTTP 200 and the status in the body.
+            return httpx.Response(200, json={"error": "Event not found", "data": None,
+                                             "status": 404})
+        if path == "/v0/gql":
+            query = json.loads(request.content)["query"]
+            if "runTrace" in query:
+                return httpx.Response(200, json={"errors": [{"message": "no root span"}],
+                                                 "data": None})
+            return httpx.Response(200, json={"data": {"functions": [
+                {"id": "u1", "slug": "app-a", "name": "a", "app": {"externalID": "app"}}]}})
+        if path.startswith("/e/"):
+            body = json.loads(request.content)
+            return httpx.Response(200, text=json.dumps({"ids": [f"E{i}" for i in range(len(body))],
+                                                        "status": 200}))
+        if path == "/lab/v1/clock":
+            return httpx.Response(200, json={"mode": "virtual", "now": "2026-01-01T00:00:00Z"})
+        return httpx.Response(404, text="nope")
+    return EngineClient("http://engine", transport=httpx.MockTransport(handler))
+
+
+def test_every_get_has_a_unique_query_string():
+    log = []
+    api = fake(log=log)
+    api.info(refresh=True)
+    api.info(refresh=True)
+    gets = [r.url for r in log if r.method == "GET"]
+    assert len(gets) == 2 and gets[0] != gets[1]
+    assert all("_=" in str(u) for u in gets)
+
+
+def test_error_in_a_200_body_is_raised():
+    with pytest.raises(LabClientError, match="Event not found"):
+        fake().event_runs("01ABC")
+
+
+def test_graphql_errors_are_raised_with_their_message():
+    with pytest.raises(LabClientError, match="no root span"):
+        fake().trace("01ABC")
+
+
+def test_function_id_lookup_lists_known_slugs():
+    api = fake()
+    assert api.function_id("app-a") == "u1"
+    with pytest.raises(LabClientError, match="known: app-a"):
+        api.function_id("app-b")
+
+
+def test_send_returns_one_id_per_event():
+    assert fake().send([{"name": "a"}, {"name": "b"}]) == ["E0", "E1"]
+
+
+def test_engine_kind_and_lab_only_calls():
+    assert fake("embedded").kind == "embedded"
+    assert fake("embedded").lab_get("clock", "clock")["mode"] == "virtual"
+    real = fake("real")
+    assert real.kind == "real"
+    with pytest.raises(NotOnRealServer, match="only in the lab's embedded engine"):
+        real.lab_get("clock", "The virtual clock")
+
+
+def test_parse_time_handles_nanoseconds_and_z():
+    t = parse_time("2026-11-24T11:07:47.217123456Z")
+    assert (t.microsecond, t.utcoffset().total_seconds()) == (217123, 0)
+    assert parse_time(None) is None

@@ -1,0 +1,109 @@
+"""Execute the pilot notebooks headless with papermill against a fresh embedded engine.
+
+* every concept notebook in ``notebooks/`` and every solution in ``solutions/`` runs to the end
+  without an error, and every ``lab.check`` in a solution passes;
+* every learner exercise in ``exercises/`` stops at its first ``NotImplementedError`` (it
+  neither hangs nor fails earlier for another reason).
+
+Each notebook gets its own engine (virtual clock, in memory) and its own papermill subprocess
+with a hard timeout, like the grader does.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lab_support.checks import CHECK_MIMETYPE
+from lab_support.engine_process import EngineProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+CELL_TIMEOUT_S = 180
+PROCESS_TIMEOUT_S = 420
+
+pytestmark = [pytest.mark.notebook, pytest.mark.slow, pytest.mark.timeout(PROCESS_TIMEOUT_S + 60)]
+
+
+def engine_ready() -> bool:
+    return (ROOT / "lab_support" / "devserver" / "READY").exists()
+
+
+needs_engine = pytest.mark.skipif(not engine_ready(),
+                                  reason="the embedded engine is not marked READY yet")
+
+
+def run_papermill(source: Path, out_dir: Path, engine_url: str, *, as_grader: bool):
+    """Execute ``source`` into ``out_dir``; returns (exit code, executed notebook, log text)."""
+    executed = out_dir / source.name
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
+    env.pop("INNGEST_DEV", None)
+    cmd = [sys.executable, "-m", "papermill", str(source), str(executed), "-k", "python3",
+           "--cwd", str(ROOT), "--no-progress-bar", "--execution-timeout", str(CELL_TIMEOUT_S)]
+    if as_grader:  # solutions and exercises read the engine from the injected parameter
+        cmd += ["-p", "grading", "True", "-r", "engine_url", engine_url]
+    else:  # concept notebooks call lab.start() plainly; INNGEST_DEV points it at our engine
+        env["INNGEST_DEV"] = engine_url
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                              timeout=PROCESS_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{source.name} did not finish within {PROCESS_TIMEOUT_S} s "
+                    f"(papermill output: {str(exc.stderr)[-2000:]})")
+    nb = nbformat.read(str(executed), as_version=4) if executed.exists() else None
+    return proc.returncode, nb, proc.stderr[-4000:]
+
+
+def errors(nb) -> list[tuple[str, str]]:
+    return [(out.get("ename", ""), out.get("evalue", ""))
+            for cell in nb.cells if cell.cell_type == "code"
+            for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+
+
+def check_records(nb) -> list[dict]:
+    return [out["data"][CHECK_MIMETYPE]
+            for cell in nb.cells if cell.cell_type == "code"
+            for out in cell.get("outputs", []) if CHECK_MIMETYPE in out.get("data", {})]
+
+
+@pytest.fixture
+def engine_url():
+    proc = EngineProcess(memory=True).start()
+    try:
+        yield proc.url
+    finally:
+        proc.stop()
+
+
+@needs_engine
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("0[0-4]_*.ipynb")),
+                         ids=lambda p: p.name)
+def test_concept_notebook_runs_clean(path, tmp_path, engine_url):
+    code, nb, log = run_papermill(path, tmp_path, engine_url, as_grader=False)
+    assert code == 0 and nb is not None, f"{path.name} failed: {errors(nb) if nb else ''}\n{log}"
+
+
+@needs_engine
+@pytest.mark.parametrize("path", sorted((ROOT / "solutions").glob("0[0-4]_*_exercise.ipynb")),
+                         ids=lambda p: p.name)
+def test_solution_runs_with_full_marks(path, tmp_path, engine_url):
+    code, nb, log = run_papermill(path, tmp_path, engine_url, as_grader=True)
+    assert code == 0 and nb is not None, f"{path.name} failed: {errors(nb) if nb else ''}\n{log}"
+    records = check_records(nb)
+    assert records, "the solution recorded no checks"
+    failed = [(r["name"], r.get("message")) for r in records if not r["passed"]]
+    assert not failed, failed
+
+
+@needs_engine
+@pytest.mark.parametrize("path", sorted((ROOT / "exercises").glob("0[0-4]_*_exercise.ipynb")),
+                         ids=lambda p: p.name)
+def test_exercise_stops_at_its_first_placeholder(path, tmp_path, engine_url):
+    code, nb, log = run_papermill(path, tmp_path, engine_url, as_grader=True)
+    assert code != 0 and nb is not None, f"an untouched exercise should not run to the end\n{log}"
+    assert [e[0] for e in errors(nb)] == ["NotImplementedError"], errors(nb)
+    assert not [r for r in check_records(nb) if r["passed"]], "no marks for untouched work"

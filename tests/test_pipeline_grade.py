@@ -1,0 +1,142 @@
+"""grade: every submission runs in its own papermill subprocess and is scored on what ran.
+
+The fixtures (tests/pipeline_fixtures, made by make_fixtures.py) do not need the engine,
+so these runs use ``--engine none``; test_pipeline_grade_engine.py covers the engine.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+from lab_support import grade
+from lab_support.report import read_csv
+
+FIXTURES = Path(__file__).resolve().parent / "pipeline_fixtures"
+SUBMISSIONS = FIXTURES / "submissions"
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grades")
+    code = grade.main([str(SUBMISSIONS / who) for who in ("alice", "bob", "carol", "dave")]
+                      + [str(FIXTURES / "exercises" / "fizz.ipynb"),
+                         "--source", str(FIXTURES / "solutions"), "--out", str(out),
+                         "--timeout", "8", "--engine", "none"])
+    assert code == 0  # bad submissions are graded, not errors of the grader
+    rows = read_csv(out / "grades.csv")
+    by_key = {(r.submission, r.check): r for r in rows}
+    return out, rows, by_key
+
+
+def scores(rows):
+    totals: dict[str, list[float]] = {}
+    for r in rows:
+        totals.setdefault(r.submission, [0, 0])
+        totals[r.submission][0] += r.points
+        totals[r.submission][1] += r.max
+    return {k: tuple(v) for k, v in totals.items()}
+
+
+def test_each_submission_is_scored_on_what_ran(graded):
+    _, rows, by_key = graded
+    assert scores(rows) == {"alice": (4, 4), "bob": (1, 4), "carol": (3, 4), "dave": (3, 4),
+                            "fizz": (0, 4)}
+    status = {s: by_key[(s, grade.EXECUTION_ROW)].status for s in scores(rows)}
+    assert status == {"alice": "completed", "bob": "error", "carol": "timeout",
+                      "dave": "kernel died", "fizz": "completed"}
+
+
+def test_csv_explains_failures_and_unreached_checks(graded):
+    _, _, by_key = graded
+    assert "NameError" in by_key[("bob", grade.EXECUTION_ROW)].hint
+    bob_fizz = by_key[("bob", "fizz of 3")]
+    assert bob_fizz.status == "failed" and "Multiples of 3 say Fizz." in bob_fizz.hint
+    assert by_key[("bob", "total adds")].status == "not reached"
+    assert by_key[("fizz", "total adds")].hint.startswith("NotImplementedError")
+
+
+def test_hidden_check_is_restored_from_source(graded):
+    out, _, by_key = graded
+    # The learner notebooks do not contain the hidden check; the grader put it back.
+    assert "HIDDEN CHECK" not in (SUBMISSIONS / "alice" / "fizz.ipynb").read_text()
+    assert by_key[("alice", "fizz of 4 (hidden)")].status == "passed"
+    assert by_key[("fizz", "fizz of 4 (hidden)")].status == "failed"
+    executed = nbformat.read(str(out / "executed" / "alice" / "fizz.ipynb"), as_version=4)
+    assert executed.metadata["lab"]["grading"]["status"] == "completed"
+
+
+def test_report_has_pass_rates_and_histogram(graded):
+    out, _, _ = graded
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html
+    assert "fizz of 3" in html and "3/5" in html  # alice, carol, dave passed it
+    assert "kernel died" in html and "timeout" in html
+
+
+def test_self_check_gives_full_marks_for_solutions(tmp_path):
+    code = grade.main(["--self-check", "--source", str(FIXTURES / "solutions"),
+                       "--out", str(tmp_path), "--engine", "none", "--timeout", "60"])
+    assert code == 0
+    assert scores(read_csv(tmp_path / "grades.csv")) == {"solutions": (4, 4)}
+
+
+def test_self_check_fails_without_full_marks(tmp_path, capsys):
+    code = grade.main(["--self-check", "--source", str(FIXTURES / "exercises"),
+                       "--out", str(tmp_path), "--engine", "none", "--timeout", "60"])
+    assert code == 1
+    assert "self-check: FAILED" in capsys.readouterr().out
+
+
+def test_declared_checks_reads_literal_names_and_points():
+    nb = nbformat.read(str(FIXTURES / "solutions" / "fizz.ipynb"), as_version=4)
+    assert grade.declared_checks(nb) == {"fizz of 3": 2.0, "fizz of 4 (hidden)": 1.0,
+                                         "total adds": 1.0}
+
+
+def test_kill_tree_stops_grandchildren_in_other_sessions():
+    # Like papermill's kernel: a grandchild in its own session survives killing the group.
+    spawn = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', "
+             "'import time; time.sleep(120)'], start_new_session=True); time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", spawn], start_new_session=True)
+    try:
+        parent = psutil.Process(proc.pid)
+        children = []
+        for _ in range(100):  # up to ~10 s for the grandchild to appear
+            children = parent.children(recursive=True)
+            if children:
+                break
+            time.sleep(0.1)
+        assert children, "the test's grandchild process never started"
+        grade.kill_tree(proc)
+        gone, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_bad_arguments_are_clear(tmp_path):
+    with pytest.raises(SystemExit, match="not a notebook"):
+        grade.main([str(tmp_path / "missing.ipynb"), "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        grade.main(["--out", str(tmp_path)])  # nothing to grade
+
+
+def test_checks_are_saved_in_the_executed_notebook(graded, tmp_path):
+    out, _, _ = graded
+    executed = out / "executed" / "alice" / "fizz.ipynb"
+    records = grade.collect_records(executed, tmp_path / "no-such-file.jsonl")
+    assert [(r["name"], r["passed"]) for r in records] == [
+        ("fizz of 3", True), ("fizz of 4 (hidden)", True), ("total adds", True)]
+    outputs = [o for c in nbformat.read(str(executed), as_version=4).cells
+               for o in c.get("outputs", []) if "application/vnd.lab.check+json" in o.get("data", {})]
+    assert all({"text/html", "text/plain"} <= set(o["data"]) for o in outputs)
