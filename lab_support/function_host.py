@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from .host import HostError, ThreadedHost, free_port, port_is_free
+from .host import HostError, ThreadedHost, free_port
 
 SERVE_PATH = "/api/inngest"
 PROCESS_READY_TIMEOUT_S = 20.0
@@ -109,6 +111,18 @@ def importable_module(functions: Iterable) -> str:
     return modules.pop()
 
 
+def _can_listen(port: int) -> bool:
+    """Like uvicorn, ignore TIME_WAIT leftovers of a killed host (SO_REUSEADDR); only a live
+    listener makes the port unusable."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 class ProcessHost:
     kind = "process"
 
@@ -134,8 +148,9 @@ class ProcessHost:
     def start(self, timeout: float = PROCESS_READY_TIMEOUT_S) -> "ProcessHost":
         if self.alive():
             return self
-        if not port_is_free(self.port):
-            raise HostError(f"Port {self.port} is taken; the process host cannot start there.")
+        if not _can_listen(self.port):
+            raise HostError(f"Port {self.port} is already in use, so the process host cannot "
+                            "start there. Stop what is using it, or start without a fixed port.")
         env = dict(os.environ)
         # The child must import the same modules the kernel can (notebook folder included).
         env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), *[p for p in sys.path if p]])

@@ -6,6 +6,7 @@ out of order: ``start`` stops the previous host first and reuses the engine it s
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 from datetime import datetime, timedelta
@@ -44,6 +45,8 @@ class Lab:
         self.seconds_per_hour = REAL_SECONDS_PER_HOUR
         self.clock = Clock(self)
         self.chaos = Chaos(self)
+        # A kernel shut down without lab.stop() must not leave its engine running.
+        atexit.register(self.stop)
 
     # ------------------------------------------------------------------ start / stop
     def start(self, functions, app_id: str | None = None, engine: str = "auto",

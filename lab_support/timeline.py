@@ -57,12 +57,15 @@ def in_flight_series(runs: list[RunLane], now: datetime) -> list[tuple[datetime,
         if run.started is None:
             continue
         events.append((run.started, 1))
-        events.append((run.ended or now, -1))
+        if run.ended is not None:  # a run still going stays counted up to now
+            events.append((run.ended, -1))
     events.sort(key=lambda e: (e[0], e[1]))  # an end before a start at the same instant
     series, level = [], 0
     for when, delta in events:
         level += delta
         series.append((when, level))
+    if series:
+        series.append((max(now, series[-1][0]), level))
     return series
 
 
@@ -77,6 +80,11 @@ def timeline_figure(runs: list[RunLane], now: datetime, title: str = "runs"):
     fig = Figure(figsize=(10, 1.2 + 0.45 * max(len(lanes), 1) + 1.6))
     gantt, flight = fig.subplots(2, 1, sharex=True,
                                  gridspec_kw={"height_ratios": [max(len(lanes), 1), 2]})
+    # Steps of milliseconds next to a 4-hour sleep would vanish: give every span a
+    # minimum visible width (a sliver of the whole window).
+    starts = [r.started for r in runs if r.started]
+    window = (date2num(now) - date2num(min(starts))) if starts else 0
+    min_width = max(window * 0.004, 1e-9)
     for run in runs:
         y = lanes.index(run.lane)
         if run.started:
@@ -88,22 +96,21 @@ def timeline_figure(runs: list[RunLane], now: datetime, title: str = "runs"):
             if began is None:
                 continue
             finished = parse_time(span.get("endedAt")) or now
-            width = max(date2num(finished) - date2num(began), 1e-9)
+            width = max(date2num(finished) - date2num(began), min_width)
             gantt.broken_barh([(date2num(began), width)], (y - 0.3, 0.6),
                               facecolors=COLOURS[span_kind(span)])
     gantt.set_yticks(range(len(lanes)), [str(lane)[:24] for lane in lanes])
     gantt.set_ylim(-0.6, max(len(lanes), 1) - 0.4)
     gantt.invert_yaxis()
-    gantt.set_title(title)
-    gantt.legend(handles=[Patch(color=c, label=k) for k, c in COLOURS.items()],
-                 fontsize=7, ncol=len(COLOURS), loc="upper center",
-                 bbox_to_anchor=(0.5, 1.25))
+    gantt.set_title(title, loc="left", fontsize=10)
     series = in_flight_series(runs, now)
     if series:
         flight.step([date2num(t) for t, _ in series], [n for _, n in series], where="post")
     flight.set_ylabel("in flight")
     flight.xaxis_date()
     fig.autofmt_xdate()
+    fig.legend(handles=[Patch(color=c, label=k) for k, c in COLOURS.items()],
+               fontsize=7, ncol=len(COLOURS), loc="upper right")
     fig.tight_layout()
     return fig
 

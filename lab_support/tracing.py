@@ -23,6 +23,8 @@ def summarize(value: Any, limit: int = SUMMARY_CHARS) -> str:
             value = json.loads(value)
         except ValueError:
             pass
+    if value is None:  # a sleep, a timed-out wait
+        return ""
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"

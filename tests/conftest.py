@@ -30,6 +30,7 @@ def engine():
         yield proc
     finally:
         proc.stop()
+        print("--- engine output ---\n" + proc.output())
 
 
 @pytest.fixture
@@ -40,3 +41,4 @@ def fresh_engine():
         yield proc
     finally:
         proc.stop()
+        print("--- engine output ---\n" + proc.output())

@@ -22,7 +22,7 @@ from . import expressions
 from .chaos import Chaos
 from .clock import EngineClock
 from .cron import CronTicker
-from .durations import DurationError, duration_or_time_ms, parse_duration_ms
+from .durations import DurationError, parse_duration_ms
 from .executor import Executor
 from .flow import DAY_MS, Buffers, Flow
 from .ids import new_ulid, step_hash

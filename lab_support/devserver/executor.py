@@ -24,7 +24,7 @@ from typing import Any
 from . import expressions
 from .durations import DurationError, duration_or_time_ms
 from .ids import new_ulid, parse_time_ms, rfc3339
-from .models import COMPLETED, TERMINAL, Event, Item, Pause, Run, Step
+from .models import COMPLETED, FAILED, TERMINAL, Event, Item, Pause, Run, Step
 from .sdk_call import SdkAnswer, call_sdk, step_url
 
 BACKOFF_S = [15, 30, 60, 120, 300, 600, 1200, 2400, 3600, 7200]

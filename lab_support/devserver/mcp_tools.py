@@ -279,7 +279,8 @@ def create_mcp_server(api_base: str, docs_dir: Path | str = DOCS_DIR) -> LabMCPS
             await asyncio.sleep(0.05)
             run_ids = await api.event_run_ids(event_id)
         message = (f"Event {name!r} sent; it started {len(run_ids)} run(s)." if run_ids else
-                   f"Event {name!r} sent; no function run started (no trigger matched yet).")
+                   f"Event {name!r} sent; no run started yet (no trigger matched, the event "
+                   "id was already used, or debounce/batching delays the run).")
         return {"eventId": event_id, "runIds": run_ids, "status": "sent", "message": message}
 
     @server.tool(description="List the functions synced to the engine with their triggers.")

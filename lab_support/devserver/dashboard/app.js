@@ -103,12 +103,23 @@ function parseJsonObject(text, what) {
   return value;
 }
 
+let flashTimer = null;
+
+/** Show a message under the header; errors stay until the next message, notes fade. */
 function flash(message, kind = "info") {
   const box = document.getElementById("flash");
+  clearTimeout(flashTimer);
   box.hidden = false;
   box.className = `flash ${kind}`;
   box.dataset.kind = kind;
   box.textContent = message;
+  if (kind !== "error") flashTimer = setTimeout(() => { box.hidden = true; }, 8000);
+}
+
+/** A view's title with its Refresh button beside it. */
+function viewHead(title, testid, refresh) {
+  return h("div", {className: "view-head"}, h("h2", {}, title),
+    h("button", {"data-testid": testid, onclick: () => refresh()}, "Refresh"));
 }
 
 // ---------------------------------------------------------------- engine API
@@ -195,7 +206,7 @@ function poller(fn) {
 function functionsView(main) {
   const table = h("tbody", {id: "functions-body", "data-testid": "functions-body"});
   main.append(
-    h("h2", {}, "Functions"),
+    viewHead("Functions", "functions-refresh", () => refresh()),
     h("table", {className: "grid"},
       h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Slug"), h("th", {}, "App"),
         h("th", {}, "Triggers"), h("th", {}, ""))),
@@ -242,10 +253,8 @@ function functionsView(main) {
         "No functions synced yet. Serve your app and sync it (lab.start() does both).")));
     }
   }
+  // The function list changes only on sync; the Refresh button is enough.
   refresh();
-  // The function list changes only on sync; a manual refresh is enough.
-  main.prepend(h("button", {className: "right", "data-testid": "functions-refresh",
-                            onclick: refresh}, "Refresh"));
   return {refresh, stop: () => {}};
 }
 
@@ -263,7 +272,7 @@ function eventsView(main) {
     h("button", {type: "submit", id: "event-send", "data-testid": "event-send"}, "Send event"),
     result);
   const body = h("tbody", {"data-testid": "events-body"});
-  main.append(h("h2", {}, "Events"), form,
+  main.append(viewHead("Events", "events-refresh", () => refresh()), form,
     h("table", {className: "grid"}, h("thead", {}, h("tr", {}, h("th", {}, "Received"),
       h("th", {}, "Name"), h("th", {}, "Event id"), h("th", {}, "Data"), h("th", {}, "Runs"))),
     body));
@@ -311,8 +320,6 @@ function eventsView(main) {
     }));
   }
   refresh();
-  main.prepend(h("button", {className: "right", "data-testid": "events-refresh",
-                            onclick: refresh}, "Refresh"));
   return {refresh, stop: () => {}};
 }
 
@@ -350,7 +357,10 @@ function runsView(main, params) {
     });
   }
 
+  let generation = 0;  // a slower, older refresh must not overwrite a newer one
+
   async function refresh() {
+    const mine = ++generation;
     const query = new URLSearchParams();
     for (const [key, value] of Object.entries(filters)) if (value) query.set(key, value);
     let runs;
@@ -358,9 +368,12 @@ function runsView(main, params) {
       flash(err.message, "error");
       return;
     }
+    if (mine !== generation) return;
     body.replaceChildren(...runs.map((r) => h("tr", {"data-testid": "run-row",
         "data-run-id": r.run_id, "data-status": r.status},
-      h("td", {}, h("a", {href: `#/runs/${r.run_id}`, "data-testid": "run-link"}, r.run_id)),
+      h("td", {}, h("a", {href: `#/runs/${r.run_id}`, "data-testid": "run-link"}, r.run_id),
+        r.original_run_id ? h("div", {className: "muted small"}, "replay of ",
+          h("a", {href: `#/runs/${r.original_run_id}`}, r.original_run_id)) : null),
       h("td", {}, r.function_slug || r.function_id), h("td", {}, r.event_name || ""),
       h("td", {}, badge(r.status, "run-status")), h("td", {}, fmtTime(r.run_started_at)),
       h("td", {}, fmtTime(r.ended_at)))));
@@ -454,7 +467,10 @@ function runView(main, runId) {
     return outputs.get(outputId);
   }
 
+  let generation = 0;  // a slower, older refresh must not overwrite a newer one
+
   async function refresh() {
+    const mine = ++generation;
     let run;
     try { run = (await gql(RUN_QUERY, {id: runId})).run; } catch (err) {
       flash(err.message, "error");
@@ -464,6 +480,12 @@ function runView(main, runId) {
     lastRun = run;
     const status = statusWord(run.status);
     const done = TERMINAL.includes(status);
+    // Fetch everything first, then update the page in one go, so what a reader (or a test)
+    // sees is never half old and half new.
+    const spans = (run.trace && run.trace.childrenSpans) || [];
+    const items = [];
+    for (const span of spans) items.push(await stepItem(span));
+    if (mine !== generation) return;
     head.replaceChildren(h("dl", {className: "facts"},
       h("dt", {}, "Function"), h("dd", {}, run.function ? run.function.slug : ""),
       h("dt", {}, "Status"), h("dd", {}, h("span", {id: "run-status", "data-testid": "run-status",
@@ -474,9 +496,6 @@ function runView(main, runId) {
       h("dt", {}, "Duration"), h("dd", {}, fmtDuration(spanMs(run.startedAt, run.endedAt)))));
     document.getElementById("run-cancel").disabled = done;
     document.getElementById("run-replay").disabled = !done;
-    const spans = (run.trace && run.trace.childrenSpans) || [];
-    const items = [];
-    for (const span of spans) items.push(await stepItem(span));
     steps.replaceChildren(...items);
     if (!spans.length) steps.append(h("li", {className: "muted"}, "No steps yet."));
     output.textContent = run.output ? pretty(run.output) : (done ? "(none)" : "(still running)");
