@@ -33,7 +33,8 @@ def create_app(engine: Engine, *, start_opts: dict | None = None,
                 await stack.enter_async_context(mcp_server.session_manager.run())
             for url in sdk_urls:
                 try:
-                    await sync.ping_sdk(url)
+                    await sync.ping_sdk(url, server_kind=engine.server_kind,
+                                        signing_key=engine.signing_key)
                 except sync.SyncError as exc:
                     log.warning("initial sync: %s", exc)
             yield
@@ -47,7 +48,7 @@ def create_app(engine: Engine, *, start_opts: dict | None = None,
     @app.middleware("http")
     async def server_kind(request: Request, call_next):
         response = await call_next(request)
-        response.headers["X-Inngest-Server-Kind"] = "dev"
+        response.headers["X-Inngest-Server-Kind"] = engine.server_kind
         return response
 
     @app.post("/e/{key}")
@@ -72,9 +73,9 @@ def create_app(engine: Engine, *, start_opts: dict | None = None,
                 return JSONResponse({"error": "unauthorized: bad or missing signing key"},
                                     status_code=401)
         kind = request.headers.get("x-inngest-expected-server-kind")
-        if kind and kind != "dev":
-            return JSONResponse({"error": f"Expected server kind dev, got {kind}"},
-                                status_code=400)
+        if kind and kind != engine.server_kind:
+            return JSONResponse({"error": f"Expected server kind {engine.server_kind}, "
+                                          f"got {kind}"}, status_code=400)
         status, reply = sync.register(engine, await request.body())
         return JSONResponse(reply, status_code=status)
 

@@ -48,6 +48,9 @@ class Engine:
         self.store = store
         self.clock = clock
         self.signing_key = signing_key
+        # With a signing key the engine behaves like a self-hosted server (`inngest start`):
+        # the SDK must be in production ("cloud") mode, and every request is signed.
+        self.server_kind = "cloud" if signing_key else "dev"
         self.retry_interval_s = retry_interval_s
         self.sdk_timeout_s = sdk_timeout_s
         self.scheduler = Scheduler(self, max_workers)

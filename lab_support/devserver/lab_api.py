@@ -131,7 +131,8 @@ async def sync(request: Request):
         url = str(body.get("url") or "")
         if not url.startswith(("http://", "https://")):
             return _error('give the app\'s serve URL as {"url": "http://127.0.0.1:PORT/api/inngest"}')
-        reply = await ping_sdk(url)
+        reply = await ping_sdk(url, server_kind=_engine(request).server_kind,
+                               signing_key=_engine(request).signing_key)
     except ValueError as exc:
         return _error(str(exc))
     except SyncError as exc:

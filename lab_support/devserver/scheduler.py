@@ -9,8 +9,10 @@ slots, workers, and the virtual clock's auto-advance.
   it waits in the backlog of the counter that was full; a release re-queues that backlog.
   Nothing is dropped.
 * Auto-advance (virtual clock): when nothing is in flight, ready or blocked, the clock jumps
-  to the next timer if that timer is *internal* (belongs to a run in progress). A cron tick
-  or a wait/invoke timeout is the outside world's business: the clock waits for a request.
+  to the next timer if that timer is *internal* (belongs to a run in progress: a sleep, a
+  retry, a delayed start, a debounce/batch window, a function timeout). Cron ticks on the way
+  fire as time passes. An open wait/invoke deadline is the outside world's business: the
+  clock never jumps to or past one by itself; a request (advance) moves it.
 """
 
 from __future__ import annotations
@@ -158,12 +160,29 @@ class Scheduler:
         nxt = self.next_timer()
         if nxt is None:
             return None
-        if clock.auto_advance and self.idle() and nxt.internal and nxt.at > clock.now_ms():
-            if clock.until_ms is None or nxt.at <= clock.until_ms:
-                clock.advance_to(nxt.at)
-                self.engine.clock_moved()
-                return 0
+        if (clock.auto_advance and nxt.at > clock.now_ms() and self.idle()
+                and self._may_jump_to(nxt)
+                and (clock.until_ms is None or nxt.at <= clock.until_ms)):
+            clock.advance_to(nxt.at)
+            self.engine.clock_moved()
+            return 0
         return max(0.0, (nxt.at - clock.now_ms()) / 1000.0)
+
+    def _may_jump_to(self, nxt: Item) -> bool:
+        """Internal timers: yes. A cron tick: only on the way to a run's internal timer
+        (time passing for a sleeping run also passes for the schedule). An open deadline of
+        the outside world (a wait or invoke timeout): never by itself."""
+        if nxt.internal:
+            return True
+        if nxt.kind != "cron":
+            return False
+        first_internal = min((i.at for i in self.engine.store.items.values() if i.internal),
+                             default=None)
+        if first_internal is None:
+            return False
+        first_blocking = min((i.at for i in self.engine.store.items.values()
+                              if not i.internal and i.kind != "cron"), default=None)
+        return first_blocking is None or first_internal < first_blocking
 
     def _dispatch(self) -> None:
         while self._ready and len(self.in_flight) < self.max_workers:

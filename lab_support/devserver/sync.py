@@ -17,6 +17,7 @@ from . import expressions
 from .durations import DurationError, parse_duration_ms
 from .ids import stable_uuid
 from .models import App, Function
+from .sdk_call import canonical_json, sign
 
 KNOWN_FN_KEYS = {"id", "name", "triggers", "steps", "concurrency", "throttle", "rateLimit",
                  "debounce", "priority", "batchEvents", "idempotency", "cancel", "timeouts",
@@ -194,12 +195,16 @@ def register(engine, body: bytes) -> tuple[int, dict]:
                  "app_id": app_id}
 
 
-async def ping_sdk(url: str, *, timeout_s: float = 10.0) -> dict:
+async def ping_sdk(url: str, *, timeout_s: float = 10.0, server_kind: str = "dev",
+                   signing_key: str | None = None) -> dict:
     """Ask the SDK at ``url`` to sync (the dev server's PUT); returns its reply."""
+    body = canonical_json({"url": url})
+    headers = {"content-type": "application/json", "X-Inngest-Server-Kind": server_kind}
+    if signing_key:
+        headers["X-Inngest-Signature"] = sign(body, signing_key)
     async with httpx.AsyncClient() as client:
         try:
-            resp = await client.put(url, json={"url": url}, timeout=timeout_s,
-                                    headers={"X-Inngest-Server-Kind": "dev"})
+            resp = await client.put(url, content=body, timeout=timeout_s, headers=headers)
         except httpx.HTTPError as exc:
             raise SyncError(f"could not reach the app at {url}: {exc!r}") from None
     if "x-inngest-sdk" not in resp.headers:

@@ -30,6 +30,8 @@ const RUN_QUERY = `query($id: String!) {
 }`;
 const SPAN_OUTPUT_QUERY = `query($id: String!) {
   runTraceSpanOutputByID(outputID: $id) { data error { message name stack } } }`;
+const TRIGGER_QUERY = `query($id: String!) {
+  runTrigger(runID: $id) { eventName IDs payloads timestamp isBatch batchID cron } }`;
 const FUNCTIONS_QUERY = `query { functions { id slug name triggers { type value } app { name } } }`;
 
 // ---------------------------------------------------------------- small helpers
@@ -452,8 +454,23 @@ function runView(main, runId) {
     h("button", {"data-testid": "run-refresh", onclick: () => refresh()}, "Refresh"));
   const steps = h("ol", {id: "timeline", "data-testid": "timeline", className: "timeline"});
   const output = h("pre", {id: "run-output", "data-testid": "run-output", className: "output"});
+  const trigger = h("div", {id: "run-trigger", "data-testid": "run-trigger"});
   main.append(h("h2", {}, "Run ", h("code", {"data-testid": "run-id"}, runId)), head, actions,
-    h("h3", {}, "Steps"), steps, h("h3", {}, "Run output"), output);
+    h("h3", {}, "Steps"), steps, h("h3", {}, "Run output"), output,
+    h("h3", {}, "Trigger"), trigger);
+  showTrigger();
+
+  // What started the run never changes, so it is fetched once.
+  async function showTrigger() {
+    try {
+      const t = (await gql(TRIGGER_QUERY, {id: runId})).runTrigger;
+      const what = t.cron ? `cron ${t.cron}` : (t.isBatch ? `batch of ${t.IDs.length} ${t.eventName} events`
+        : `event ${t.eventName}`);
+      trigger.replaceChildren(h("p", {}, what, " at ", fmtTime(t.timestamp), " ",
+        ...t.IDs.map((id) => h("code", {className: "run-link"}, id))),
+        ...t.payloads.map((p) => h("pre", {className: "output"}, pretty(p))));
+    } catch (err) { trigger.textContent = err.message; }
+  }
 
   let lastRun = null;
   const outputs = new Map();  // outputID -> {data, error}; finished spans never change
@@ -486,7 +503,8 @@ function runView(main, runId) {
     const items = [];
     for (const span of spans) items.push(await stepItem(span));
     if (mine !== generation) return;
-    head.replaceChildren(h("dl", {className: "facts"},
+    head.replaceChildren(h("dl", {className: "facts", "data-started": run.startedAt,
+                              "data-ended": run.endedAt},
       h("dt", {}, "Function"), h("dd", {}, run.function ? run.function.slug : ""),
       h("dt", {}, "Status"), h("dd", {}, h("span", {id: "run-status", "data-testid": "run-status",
         "data-status": status, className: `badge status-${status.toLowerCase()}`}, status)),
