@@ -246,7 +246,9 @@ def first_error(executed: Path) -> str:
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                return f"{output.get('ename')}: {output.get('evalue')}".strip(": ")
+                what = f"{output.get('ename')}: {output.get('evalue')}".strip(": ")
+                count = cell.get("execution_count")
+                return f"{what} (in cell In [{count}])" if count else what
     return ""
 
 

@@ -56,6 +56,18 @@ def submission_scores(rows: list[GradeRow]) -> dict[str, tuple[float, float]]:
     return {name: (earned, worth) for name, (earned, worth) in totals.items()}
 
 
+def notebook_scores(rows: list[GradeRow]) -> dict[tuple[str, str], tuple[float, float, str]]:
+    """(earned, possible, run status) per (submission, notebook), in first-seen order."""
+    totals: dict[tuple[str, str], list] = {}
+    for row in rows:
+        entry = totals.setdefault((row.submission, row.notebook), [0.0, 0.0, ""])
+        entry[0] += row.points
+        entry[1] += row.max
+        if row.check == EXECUTION_ROW:
+            entry[2] = row.status
+    return {key: (earned, worth, status) for key, (earned, worth, status) in totals.items()}
+
+
 def check_pass_rates(rows: list[GradeRow]) -> list[tuple[str, str, int, int]]:
     """(notebook, check, passed, attempts) per check, in first-seen order."""
     counts: dict[tuple[str, str], list[int]] = {}
@@ -117,6 +129,14 @@ def render_report(rows: list[GradeRow]) -> str:
     if percents:
         parts.append(f"<img alt='score distribution' src='data:image/png;base64,"
                      f"{score_histogram_png(percents)}'>")
+
+    parts.append("<h2>Notebooks</h2><table><tr><th>submission</th><th>notebook</th>"
+                 "<th>points</th><th>max</th><th>run</th></tr>")
+    for (submission, notebook), (earned, worth, status) in notebook_scores(rows).items():
+        css = "" if status == "completed" else " class='bad'"
+        parts.append(f"<tr><td>{e(submission)}</td><td>{e(notebook)}</td><td>{earned:g}</td>"
+                     f"<td>{worth:g}</td><td{css}>{e(status)}</td></tr>")
+    parts.append("</table>")
 
     parts.append("<h2>Checks</h2><table><tr><th>notebook</th><th>check</th><th>passed</th>"
                  "<th>pass rate</th></tr>")

@@ -32,7 +32,7 @@ class Shop:
 
         @client.create_function(fn_id="checkout", retries=0,
                                 trigger=inngest.TriggerEvent(event="shop/order"))
-        async def checkout(ctx: inngest.Context, step: inngest.Step) -> dict:
+        async def checkout(ctx: inngest.Context) -> dict:
             async def load() -> dict:
                 self.load_calls += 1
                 return {"order": ctx.event.data.get("order_id"), "amount": 42}
@@ -42,21 +42,26 @@ class Shop:
                     raise ValueError("card declined: bug in charge()")
                 return f"charged {order['amount']}"
 
-            order = await step.run("load", load)
-            receipt = await step.run("charge", charge)
+            order = await ctx.step.run("load", load)
+            receipt = await ctx.step.run("charge", charge)
             return {"order": order["order"], "receipt": receipt}
 
         @client.create_function(fn_id="await-approval",
                                 trigger=inngest.TriggerEvent(event="shop/review"))
-        async def await_approval(ctx: inngest.Context, step: inngest.Step) -> str:
+        async def await_approval(ctx: inngest.Context) -> str:
             # The timeout is an outside-world wait: the engine never auto-advances to it.
-            await step.wait_for_event("approval", event="shop/approved",
+            await ctx.step.wait_for_event("approval", event="shop/approved",
                                       timeout=timedelta(days=1))
             return "reviewed"
 
-        self.checkout, self.await_approval = checkout, await_approval
+        @client.create_function(fn_id="nap", trigger=inngest.TriggerEvent(event="shop/nap"))
+        async def nap(ctx: inngest.Context) -> str:
+            await ctx.step.sleep("three-days", timedelta(days=3))
+            return "rested"
+
+        self.checkout, self.await_approval, self.nap = checkout, await_approval, nap
         self.app = FastAPI()
-        inngest.fast_api.serve(self.app, client, [checkout, await_approval])
+        inngest.fast_api.serve(self.app, client, [checkout, await_approval, nap])
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +133,14 @@ def test_bulk_cancel_waiting_runs(engine, shop):
         page.goto(engine.url + f"/#/runs?function={slug}")
         page.wait_for_function(
             "() => document.querySelectorAll('[data-testid=run-row][data-status=Running]').length === 3")
+        # A waiting run's page says what it waits for.
+        page.click("[data-testid=run-row] [data-testid=run-link]")
+        info = page.wait_for_selector("[data-testid=step-row][data-step-name=approval] "
+                                      "[data-testid=step-info]")
+        assert "waiting for shop/approved" in info.inner_text()
+        page.go_back()
+        page.wait_for_selector("[data-testid=runs-filter-function] option[value='%s']" % slug,
+                               state="attached")
         page.select_option("[data-testid=runs-filter-function]", slug)
         assert page.input_value("[data-testid=bulk-function-id]") == slug
         assert page.input_value("[data-testid=bulk-app-id]") == APP_ID
@@ -151,3 +164,28 @@ def test_clock_bar_advances_virtual_time(engine, shop):
             datetime.fromisoformat(before.replace("Z", "+00:00"))
         assert moved >= timedelta(hours=2)
         assert page.js_errors == []
+
+
+def test_sleeping_run_wakes_with_to_next_timer(engine, shop):
+    auto = httpx.post(engine.url + "/lab/v1/clock/auto", json={"enabled": False}, timeout=10)
+    assert auto.status_code == 200, auto.text
+    try:
+        sent = httpx.post(engine.url + "/e/lab", json={"name": "shop/nap"}, timeout=10).json()
+        with browser_page() as page:
+            page.goto(engine.url + "/#/events")
+            row = f"[data-testid=event-row][data-event-id='{sent['ids'][0]}']"
+            page.click(f"{row} button")
+            page.click(f"{row} [data-testid=event-run-link]")
+            info = page.wait_for_selector("[data-testid=step-row][data-step-name=three-days] "
+                                          "[data-testid=step-info]")
+            assert "sleeping until" in info.inner_text()
+            page.wait_for_selector("#clock-next-timer:not([disabled])")
+            page.click("[data-testid=clock-next-timer]")
+            run_status(page, "Completed")
+            started, ended = (page.get_attribute("#run-head dl", "data-" + k) for k in ("started", "ended"))
+            slept = datetime.fromisoformat(ended.replace("Z", "+00:00")) - \
+                datetime.fromisoformat(started.replace("Z", "+00:00"))
+            assert slept >= timedelta(days=3)
+            assert page.js_errors == []
+    finally:
+        httpx.post(engine.url + "/lab/v1/clock/auto", json={"enabled": True}, timeout=10)

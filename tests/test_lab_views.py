@@ -65,7 +65,8 @@ def test_in_flight_counts_overlapping_runs():
             RunLane("r2", "b", "RUNNING", T0 + timedelta(seconds=5), None),
             RunLane("r3", "c", "QUEUED", None, None)]
     series = in_flight_series(runs, now=T0 + timedelta(seconds=20))
-    assert [n for _, n in series] == [1, 2, 1, 0]
+    assert [n for _, n in series] == [1, 2, 1, 1]  # r2 is still in flight at 'now'
+    assert series[-1][0] == T0 + timedelta(seconds=20)
 
 
 def test_timeline_figure_has_a_gantt_and_an_in_flight_panel():

@@ -26,20 +26,20 @@ def build_app(engine_url: str):
     attempts = {"flaky": 0}
 
     @client.create_function(fn_id="greet", trigger=inngest.TriggerEvent(event="mcp/greet"))
-    async def greet(ctx: inngest.Context, step: inngest.Step) -> str:
+    async def greet(ctx: inngest.Context) -> str:
         async def hello() -> str:
             return f"Hello, {ctx.event.data.get('name', 'nobody')}"
-        return await step.run("hello", hello)
+        return await ctx.step.run("hello", hello)
 
     @client.create_function(fn_id="flaky", trigger=inngest.TriggerEvent(event="mcp/flaky"),
                             retries=1)
-    async def flaky(ctx: inngest.Context, step: inngest.Step) -> dict:
+    async def flaky(ctx: inngest.Context) -> dict:
         async def wobble() -> int:
             attempts["flaky"] += 1
             if attempts["flaky"] == 1:
                 raise RuntimeError("first attempt fails on purpose")
             return attempts["flaky"]
-        return {"attempt": await step.run("wobble", wobble)}
+        return {"attempt": await ctx.step.run("wobble", wobble)}
 
     app = FastAPI()
     inngest.fast_api.serve(app, client, [greet, flaky])
@@ -133,3 +133,19 @@ def test_bad_input_gets_clear_errors(synced):
     assert unknown_fn.is_error and synced["greet"] in text_of(unknown_fn)
     assert no_ids.is_error and "run id" in text_of(no_ids)
     assert bad_timeout.is_error and "timeout" in text_of(bad_timeout)
+
+
+def test_engine_serves_the_tools_at_mcp(synced):
+    """The engine's own /mcp mount (the address Claude Code / OpenCode are given)."""
+    for url in (synced["engine"] + "/mcp", synced["engine"] + "/mcp/"):
+        functions, docs = call_tools(url, [("list_functions", {}), ("list_docs", {})])
+        assert synced["greet"] in [f["slug"] for f in as_json(functions)["functions"]]
+        assert "notes/virtual-clock.md" in [d["path"] for d in as_json(docs)["docs"]]
+
+
+def test_send_event_with_the_same_event_id_runs_once(synced):
+    first, second = call_tools(synced["mcp"], [
+        ("send_event", {"name": "mcp/greet", "data": {"name": "Once"}, "eventIdSeed": "order-77"}),
+        ("send_event", {"name": "mcp/greet", "data": {"name": "Once"}, "eventIdSeed": "order-77"})])
+    assert len(as_json(first)["runIds"]) == 1
+    assert as_json(second)["runIds"] == []

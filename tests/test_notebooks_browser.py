@@ -80,8 +80,8 @@ def test_quick_win_renders_predict_widget_and_run_view(jupyterlab):
         page.goto(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}")
         page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
         # A fresh kernel must be idle before Run All, or the first cells are queued twice.
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                               timeout=60_000)
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+            timeout=60_000)
         page.click(".lm-MenuBar-itemLabel:text-is('Run')")
         page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
 
@@ -94,9 +94,11 @@ def test_quick_win_renders_predict_widget_and_run_view(jupyterlab):
         # Answer it like a learner: pick, reveal, read the explanation.
         page.locator(".widget-radio-box label:has-text('under 5 seconds')").first.click()
         page.locator(".widget-button:has-text('Reveal')").first.click()
-        page.wait_for_selector("text=virtual clock", timeout=30_000)
+        page.locator(".widget-output:has-text('you said')").first.wait_for(timeout=30_000)
+        assert "virtual clock" in page.locator(".widget-output:has-text('you said')").first.inner_text()
         assert not page.js_errors, page.js_errors
 
         # Let the notebook finish so lab.stop() releases the host before the server goes.
-        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
-            timeout=RUN_ALL_TIMEOUT_MS)
+        page.wait_for_function(
+            "() => ![...document.querySelectorAll('.jp-InputPrompt')]"
+            ".some(p => p.textContent.includes('*'))", timeout=RUN_ALL_TIMEOUT_MS)

@@ -78,3 +78,84 @@ def engine_json(engine_url: str, method: str, path: str, **kwargs):
     response = httpx.request(method, engine_url + path, timeout=15, **kwargs)
     response.raise_for_status()
     return response.json()
+
+
+# ---------------------------------------------------------------- the Inngest envelope
+
+TERMINAL = ("Completed", "Failed", "Cancelled")
+RUN_TIMEOUT_S = 180
+
+
+class WorkerEnvelope:
+    """The Worker's functions served in this process and synced to an embedded engine."""
+
+    def __init__(self, engine) -> None:
+        from chat_agent.inngest_client import make_client
+        from chat_agent.serve import create_app
+        from lab_support.host import ThreadedHost
+
+        self.engine = engine
+        self.client = make_client(engine.url)
+        self.host = ThreadedHost(create_app(self.client)).start()
+        try:
+            engine_json(engine.url, "POST", "/lab/v1/sync",
+                        json={"url": self.host.url + "/api/inngest"})
+        except Exception:
+            self.host.stop()
+            raise
+
+    def stop(self) -> None:
+        self.host.stop()
+
+    def send(self, name: str, data: dict, event_id: str) -> str:
+        import inngest
+
+        return self.client.send_sync(inngest.Event(name=name, id=event_id, data=data))[0]
+
+    def runs_of_event(self, internal_id: str) -> list[dict]:
+        return engine_json(self.engine.url, "GET", f"/v1/events/{internal_id}/runs")["data"]
+
+    def run(self, run_id: str) -> dict:
+        return engine_json(self.engine.url, "GET", f"/v1/runs/{run_id}")["data"]
+
+    def wait_event_run(self, internal_id: str, timeout: float = RUN_TIMEOUT_S) -> dict:
+        """The (single) run the event started, once it has finished."""
+        def done():
+            runs = self.runs_of_event(internal_id)
+            return runs[0] if runs and runs[0]["status"] in TERMINAL else None
+        run = wait_until(done, timeout=timeout, message=f"run of event {internal_id} to end")
+        return self.run(run["run_id"])
+
+    def wait_run(self, run_id: str, timeout: float = RUN_TIMEOUT_S) -> dict:
+        return wait_until(lambda: (r := self.run(run_id))["status"] in TERMINAL and r,
+                          timeout=timeout, message=f"run {run_id} to end")
+
+    def lab_runs(self, function: str) -> list[dict]:
+        return engine_json(self.engine.url, "GET", "/lab/v1/runs",
+                           params={"function": function})["data"]
+
+    def gql(self, query: str, **variables) -> dict:
+        answer = engine_json(self.engine.url, "POST", "/v0/gql",
+                             json={"query": query, "variables": variables})
+        assert not answer.get("errors"), answer["errors"]
+        return answer["data"]
+
+    def trace(self, run_id: str) -> list[dict]:
+        """The run's step spans (first occurrence of each name)."""
+        data = self.gql("query($id:String!){ runTrace(runID:$id){ childrenSpans{ name status "
+                        "stepID stepOp memoized attempts } } }", id=run_id)
+        seen, spans = set(), []
+        for span in data["runTrace"]["childrenSpans"]:
+            if span["name"] not in seen:
+                seen.add(span["name"])
+                spans.append(span)
+        return spans
+
+
+@pytest.fixture(scope="module")
+def envelope(engine, worker_db):
+    env = WorkerEnvelope(engine)
+    try:
+        yield env
+    finally:
+        env.stop()

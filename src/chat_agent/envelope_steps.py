@@ -13,7 +13,7 @@ import anyio.to_thread
 import inngest
 
 from customer_data_mcp import store
-from customer_data_mcp.client import CustomerData, ToolInputError
+from customer_data_mcp.client import CustomerData, ToolCallError, ToolInputError
 
 from .agents import answer_email, draft_outreach
 from .guardrails import InputRefused, prepare_input
@@ -59,11 +59,16 @@ def parse_escalation_event(data) -> dict:
 
 
 async def _tool(tool: str, **arguments):
-    try:
-        async with CustomerData() as cd:
+    # Errors are re-raised outside the client's block: raised inside, the MCP client's task
+    # group would wrap them in an ExceptionGroup and hide the message.
+    async with CustomerData() as cd:
+        try:
             return await cd.call(tool, **arguments)
-    except ToolInputError as exc:
-        raise inngest.NonRetriableError(str(exc)) from exc
+        except ToolCallError as exc:
+            failure = exc
+    if isinstance(failure, ToolInputError):
+        raise inngest.NonRetriableError(str(failure)) from failure
+    raise failure
 
 
 # ------------------------------------------------------------------ customer data (via MCP)

@@ -8,6 +8,7 @@ followed by one event send whose id is derived from the email's MessageID.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -31,11 +32,17 @@ def prepare_database() -> None:
         migrate.seed()
 
 
+@contextlib.asynccontextmanager
+async def _prepare_on_startup(_app: FastAPI):
+    await anyio.to_thread.run_sync(prepare_database)
+    yield
+
+
 def create_app(client: inngest.Inngest | None = None, *, prepare_db: bool = False) -> FastAPI:
+    """The host app. ``prepare_db`` migrates (and seeds the embedded DB) when the server
+    starts, not at import, so importing this module never starts a database."""
     client = client or inngest_client
-    if prepare_db:
-        prepare_database()
-    app = FastAPI(title="chat-agent worker")
+    app = FastAPI(title="chat-agent worker", lifespan=_prepare_on_startup if prepare_db else None)
     inngest.fast_api.serve(app, client, functions)
 
     @app.post("/webhooks/postmark")

@@ -2,7 +2,7 @@
 
 With OPENAI_API_KEY set, OpenAI's ``text-embedding-3-small`` (asked for 64 dimensions so it fits
 the same pgvector column). Without a key, a *deterministic local embedder*: a hashed bag of
-words and word pairs. It is not a language model; it only makes texts that share words land
+(lightly stemmed) words. It is not a language model; it only makes texts that share words land
 near each other, which is enough for the lab's similarity search and batching lessons to run
 offline and give the same answer every time.
 """
@@ -33,8 +33,8 @@ def _stem(word: str) -> str:
 
 
 def _features(text: str) -> list[str]:
-    words = [_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
-    return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+    # Single words only: with 64 buckets, word pairs mostly add collisions on short texts.
+    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
 
 
 def local_embed(text: str) -> list[float]:
@@ -44,8 +44,7 @@ def local_embed(text: str) -> list[float]:
         digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
         index = int.from_bytes(digest[:4], "big") % DIMENSIONS
         sign = 1.0 if digest[4] & 1 else -1.0
-        # Word pairs count half: they sharpen matches without drowning single words.
-        vec[index] += sign * (0.5 if " " in feature else 1.0)
+        vec[index] += sign
     norm = math.sqrt(sum(v * v for v in vec))
     return [v / norm for v in vec] if norm else vec
 
