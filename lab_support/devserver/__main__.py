@@ -69,8 +69,11 @@ def main(argv=None) -> int:
               f"(clock {args.clock}, state {start_opts['state']})", flush=True)
         await task
 
+    # uvloop when installed (uvicorn[standard]): the engine spends its time on HTTP.
+    factory = config.get_loop_factory() if hasattr(config, "get_loop_factory") else None
     try:
-        asyncio.run(serve())
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(serve())
     except KeyboardInterrupt:
         pass
     return 0 if server.started else 1

@@ -17,15 +17,18 @@
 
 from __future__ import annotations
 
+import json
 import random
 import zlib
 from typing import Any
+
+import aiohttp
 
 from . import expressions
 from .durations import DurationError, duration_or_time_ms
 from .ids import new_ulid, parse_time_ms, rfc3339
 from .models import COMPLETED, FAILED, TERMINAL, Event, Item, Pause, Run, Step
-from .sdk_call import SdkAnswer, call_sdk, step_url
+from .sdk_call import SdkAnswer, call_sdk, canonical_json, step_url
 
 BACKOFF_S = [15, 30, 60, 120, 300, 600, 1200, 2400, 3600, 7200]
 JITTER_S = 30
@@ -301,9 +304,11 @@ class Executor:
         headers.update(opts.get("headers") or {})
         engine.scheduler.busy_external += 1
         try:
-            resp = await engine.http.post(url, json=opts.get("body"), headers=headers,
-                                          timeout=engine.sdk_timeout_s)
-            ok, status, text = resp.status_code < 300, resp.status_code, resp.text
+            async with engine.http.post(url, data=canonical_json(opts.get("body")),
+                                        headers=headers,
+                                        timeout=aiohttp.ClientTimeout(total=engine.sdk_timeout_s)) as resp:
+                raw = await resp.read()
+                ok, status, text = resp.status < 300, resp.status, raw.decode("utf-8", "replace")
         except Exception as exc:  # network errors are AI-gateway failures, retried below
             ok, status, text = False, 0, str(exc)
         finally:
@@ -313,7 +318,7 @@ class Executor:
         step.info = {"type": "RunStepInfo", "aiRequest": True}
         if ok:
             try:
-                value: Any = {"data": resp.json()}
+                value: Any = {"data": json.loads(text)}
             except ValueError:
                 value = {"data": text}
             self.engine.resolve_step(run, op["id"], value, status="COMPLETED")

@@ -7,6 +7,7 @@ status with the SDK's error body and the no-retry / retry-after headers.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -14,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import httpx
+import aiohttp
 
 from .ids import DEV_ACCOUNT_ID
 
@@ -76,40 +77,41 @@ def hashed_signing_key(signing_key: str) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-async def call_sdk(client: httpx.AsyncClient, url: str, payload: dict, headers: dict,
+async def call_sdk(session: aiohttp.ClientSession, url: str, payload: dict, headers: dict,
                    timeout_s: float, signing_key: str | None = None) -> SdkAnswer:
     body = canonical_json(payload)
     headers = {"content-type": "application/json", "account-id": DEV_ACCOUNT_ID, **headers}
     if signing_key:
         headers["x-inngest-signature"] = sign(body, signing_key)
     try:
-        resp = await client.post(url, content=body, headers=headers, timeout=timeout_s)
-    except httpx.ConnectError as exc:
+        async with session.post(url, data=body, headers=headers,
+                                timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+            raw = await resp.read()
+            return parse_answer(resp.status, resp.headers, raw)
+    except aiohttp.ClientConnectorError as exc:
         return SdkAnswer("unreachable", message=f"could not reach the app at {url}: {exc}")
-    except httpx.TimeoutException:
+    except asyncio.TimeoutError:
         return SdkAnswer("error", message=f"the app did not answer within {timeout_s:g} s")
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         return SdkAnswer("error", message=f"request to the app failed: {exc!r}")
-    return parse_answer(resp)
 
 
-def parse_answer(resp: httpx.Response) -> SdkAnswer:
+def parse_answer(status: int, headers, raw: bytes) -> SdkAnswer:
     try:
-        body = resp.json() if resp.content else None
+        body = json.loads(raw) if raw else None
     except ValueError:
-        body = resp.text
-    no_retry = resp.headers.get("x-inngest-no-retry", "").lower() == "true"
-    retry_after = resp.headers.get("retry-after")
-    from_sdk = "x-inngest-sdk" in resp.headers
-    if 200 <= resp.status_code < 300 and not from_sdk:
-        return SdkAnswer("error", resp.status_code, body=body,
+        body = raw.decode("utf-8", errors="replace")
+    no_retry = headers.get("x-inngest-no-retry", "").lower() == "true"
+    retry_after = headers.get("retry-after")
+    from_sdk = "x-inngest-sdk" in headers
+    if 200 <= status < 300 and not from_sdk:
+        return SdkAnswer("error", status, body=body,
                          message="The response did not come from an Inngest SDK")
-    if resp.status_code == 206:
+    if status == 206:
         ops = body if isinstance(body, list) else [body] if isinstance(body, dict) else []
         return SdkAnswer("ops", 206, ops=ops, body=body, no_retry=no_retry)
-    if 200 <= resp.status_code < 300:
-        return SdkAnswer("done", resp.status_code, body=body)
+    if 200 <= status < 300:
+        return SdkAnswer("done", status, body=body)
     message = body.get("message") if isinstance(body, dict) else None
-    return SdkAnswer("error", resp.status_code, body=body, no_retry=no_retry,
-                     retry_after=retry_after,
-                     message=message or f"the app answered HTTP {resp.status_code}")
+    return SdkAnswer("error", status, body=body, no_retry=no_retry, retry_after=retry_after,
+                     message=message or f"the app answered HTTP {status}")
