@@ -229,11 +229,6 @@ class EngineClient:
                             {"id": run_id, "step": {"stepID": from_step_id}})
         return data["rerun"]
 
-    def invoke(self, slug: str, data: dict | None = None) -> Any:
-        return self.gql("mutation($slug:String!,$data:Map) "
-                        "{ invokeFunction(functionSlug:$slug, data:$data) }",
-                        {"slug": slug, "data": data or {}})
-
     def bulk_cancel(self, *, app_id: str, function_id: str, started_after: str | None,
                     started_before: str, if_exp: str | None) -> dict:
         body = {"app_id": app_id, "function_id": function_id,

@@ -12,8 +12,10 @@ The rule (``engine="auto"``), in order:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -139,7 +141,71 @@ def start_embedded(state_dir: Path, port: int | None = None,
     proc = EngineProcess(port=preferred_port(port),
                          state_dir=None if memory else str(state_dir / "engine"),
                          memory=memory)
-    return proc.start()
+    proc.start()
+    if not memory:
+        write_engine_record(state_dir, proc.url, proc.proc.pid)
+    return proc
+
+
+# -- one engine per state folder -------------------------------------------------------------
+# Two engines writing one .lab/engine would corrupt it. The engine a kernel starts is noted
+# in .lab/engine.json; a later start (another kernel, or this one after a crash) reuses it.
+ENGINE_RECORD = "engine.json"
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def write_engine_record(state_dir: Path, url: str, engine_pid: int) -> None:
+    record = {"url": url, "engine_pid": engine_pid, "owner_pid": os.getpid()}
+    (state_dir / ENGINE_RECORD).write_text(json.dumps(record), encoding="utf-8")
+
+
+def running_engine(state_dir: Path) -> dict | None:
+    """The record of an embedded engine already serving ``state_dir``, if it still answers."""
+    path = state_dir / ENGINE_RECORD
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not _pid_alive(record.get("engine_pid")):
+        return None
+    info = probe(record.get("url", ""))
+    return record if info and info.get("engine") == "embedded" else None
+
+
+class AdoptedEngine:
+    """An engine found running for our state folder. If the kernel that started it is gone,
+    this kernel becomes its owner and stops it on ``lab.stop()``; otherwise it is left alone."""
+
+    def __init__(self, state_dir: Path, record: dict) -> None:
+        self.url = record["url"]
+        self.pid = record["engine_pid"]
+        self.owned = not _pid_alive(record.get("owner_pid"))
+        if self.owned:
+            write_engine_record(state_dir, self.url, self.pid)
+
+    def alive(self) -> bool:
+        return _pid_alive(self.pid)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self.owned or not self.alive():
+            return
+        os.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.alive():
+            os.kill(self.pid, signal.SIGKILL)
 
 
 class RealDevProcess:

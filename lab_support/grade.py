@@ -154,14 +154,15 @@ def restore_hidden_checks(submission: nbformat.NotebookNode,
 
 def run_notebook(job: NotebookJob, source_dir: Path | None, timeout: float,
                  engine_mode: str, kernel: str) -> Outcome:
+    source = read_source(source_dir, job.path)
     try:
         submitted = nbformat.read(str(job.path), as_version=4)
     except Exception as exc:
-        return Outcome("unreadable", f"not a readable notebook: {exc}")
-    source_path = source_dir / job.path.name if source_dir else None
+        outcome = Outcome("unreadable", f"not a readable notebook: {exc}")
+        outcome.rows = score_rows(job, declared_checks(source) if source else {}, [], outcome)
+        return outcome
     expected = declared_checks(submitted)
-    if source_path and source_path.is_file() and source_path.resolve() != job.path.resolve():
-        source = nbformat.read(str(source_path), as_version=4)
+    if source is not None:
         submitted = restore_hidden_checks(submitted, source)
         expected = declared_checks(source)  # the source sets what checks exist and their worth
     prepared, executed = job.file("inputs", ".ipynb"), job.file("executed", ".ipynb")
@@ -191,6 +192,18 @@ def run_notebook(job: NotebookJob, source_dir: Path | None, timeout: float,
     return outcome
 
 
+def read_source(source_dir: Path | None, submission: Path) -> nbformat.NotebookNode | None:
+    """The complete notebook this submission answers, unless it *is* that notebook."""
+    path = source_dir / submission.name if source_dir else None
+    if not path or not path.is_file() or path.resolve() == submission.resolve():
+        return None
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except Exception as exc:
+        print(f"warning: {path} is not readable ({exc}); grading without it", file=sys.stderr)
+        return None
+
+
 def execute(job: NotebookJob, prepared: Path, executed: Path, checks_file: Path, log: Path,
             timeout: float, kernel: str, engine_url: str) -> tuple[str, str]:
     env = dict(os.environ)
@@ -202,7 +215,7 @@ def execute(job: NotebookJob, prepared: Path, executed: Path, checks_file: Path,
     cmd = [sys.executable, "-m", "papermill", str(prepared), str(executed), "-k", kernel,
            "--cwd", str(job.path.resolve().parent), "--no-progress-bar",
            "--request-save-on-cell-execute", "--autosave-cell-every", "5",
-           "--execution-timeout", str(int(timeout)),
+           "--execution-timeout", str(max(1, round(timeout))),
            "-p", "grading", "True", "-r", "engine_url", engine_url]
     with open(log, "w", encoding="utf-8") as log_fh:
         proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT,

@@ -13,18 +13,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import tracing
 from .client import EngineClient, LabClientError
 from .controls import Chaos, Clock
 from .display import show, table_html
-from .engines import EngineChoice, RealDevProcess, lab_state_dir, pick_engine, start_embedded
-from .function_host import (ProcessHost, ThreadHost, build_app, importable_module,
-                            make_client, sync)
+from .engines import (AdoptedEngine, EngineChoice, RealDevProcess, lab_state_dir, pick_engine,
+                      running_engine, start_embedded)
+from .function_host import ProcessHost, ThreadHost, build_app, importable_module, make_client, sync
 from .host import free_port
 from .runs import RunList, normalize_status
-from . import tracing
 
 DEFAULT_WAIT_S = 30.0
-POLL_S = 0.1
 # On a real dev server one production hour lasts this many real seconds (see lab.hours).
 REAL_SECONDS_PER_HOUR = 10.0
 
@@ -90,6 +89,7 @@ class Lab:
             self._host.swap(build_app(self.serve_client, functions))
         else:
             self._host.stop()
+            self._host.module = importable_module(functions)
             self._host.fn_ids = [f.id for f in functions]
             self._host.start()
         sync(self._host.url)
@@ -103,7 +103,13 @@ class Lab:
         if choice.mode == "url":
             self._set_engine(choice, EngineClient(choice.url), None)
         elif choice.mode == "embedded":
-            proc = start_embedded(self.state_dir, engine_port, memory=memory)
+            found = None if memory else running_engine(self.state_dir)
+            if found is not None:
+                proc = AdoptedEngine(self.state_dir, found)
+                choice = EngineChoice("embedded", f"reusing the engine already serving "
+                                      f"{self.state_dir} (pid {proc.pid})")
+            else:
+                proc = start_embedded(self.state_dir, engine_port, memory=memory)
             self._set_engine(choice, EngineClient(proc.url), proc)
         else:  # an `inngest` binary: start() launches it once the host is up
             proc = RealDevProcess(choice.binary, f"http://127.0.0.1:{host_port}/api/inngest",

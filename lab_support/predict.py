@@ -163,7 +163,7 @@ def calibration_figure(table):
     levels = list(table.index)
     ax.bar(levels, table["accuracy"].fillna(0), color="#4c72b0", label="your accuracy")
     ax.plot(levels, [c / 5 for c in levels], "k--", label="calibrated (confidence/5)")
-    for level, n in zip(levels, table["answers"]):
+    for level, n in zip(levels, table["answers"], strict=True):
         ax.annotate(f"n={n}", (level, 0.02), ha="center", fontsize=8, color="white")
     ax.set(xlabel="confidence", ylabel="fraction right", ylim=(0, 1.05), xticks=levels)
     ax.legend(fontsize=8)

@@ -107,7 +107,8 @@ def test_status_panel_and_prediction_widget_render(jupyter_lab):
             first.click()
             for _ in range(CELLS_TO_RUN):
                 page.keyboard.press("Shift+Enter")
-            status = page.locator(".lab-status").first
+            # JupyterLab's sanitizer drops class attributes of HTML output: find it by text.
+            status = page.locator(".jp-OutputArea-output").filter(has_text="lab ready").first
             status.wait_for(timeout=180_000)
             assert "lab ready" in status.inner_text()
             assert "embedded" in status.inner_text()

@@ -7,9 +7,9 @@ import json
 
 import httpx
 import inngest
+import lab_helpers as h
 import pytest
 
-import lab_helpers as h
 from lab_support.client import LabClientError
 from lab_support.host import HostError, free_port
 from lab_support.lab_object import Lab
@@ -68,6 +68,13 @@ def test_fix_the_bug_then_replay_reuses_earlier_steps(lab, tmp_path):
     sources = lab.trace(new_id).set_index("step")["source"]
     assert sources["load"] == "memo hit" and sources["charge"] == "executed"
     assert h.executed(tmp_path, new_id) == ["charge", "receipt"]  # load did not run again
+
+
+def test_replay_from_a_named_step_runs_it_and_what_follows(lab, tmp_path):
+    run = lab.wait(lab.send("lab/order", {"log_dir": str(tmp_path)}), timeout=60)
+    new_id = lab.replay(run["id"], from_step="receipt")
+    assert lab.wait(new_id, timeout=60)["status"] == "COMPLETED"
+    assert h.executed(tmp_path, new_id) == ["receipt"]
 
 
 def test_update_swaps_code_and_replay_failed_picks_up_every_failure(lab, tmp_path):

@@ -2,8 +2,13 @@
 
 import pytest
 
-from lab_support.engines import (DEFAULT_DEV_URL, EngineUnavailable, dev_url_from_env,
-                                 pick_engine, project_root)
+from lab_support.engines import (
+    DEFAULT_DEV_URL,
+    EngineUnavailable,
+    dev_url_from_env,
+    pick_engine,
+    project_root,
+)
 
 
 def no_binary(name):

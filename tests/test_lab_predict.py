@@ -4,8 +4,13 @@ import json
 
 import pytest
 
-from lab_support.predict import (Prediction, calibration_figure, calibration_table,
-                                 check_answer, load_records)
+from lab_support.predict import (
+    Prediction,
+    calibration_figure,
+    calibration_table,
+    check_answer,
+    load_records,
+)
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 
+import lab_helpers as h
 import pytest
 
-import lab_helpers as h
 from lab_support.host import HostError
 from lab_support.lab_object import Lab
 

@@ -46,6 +46,8 @@ def jupyterlab(tmp_path, engine):
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
            f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
            f"--ServerApp.root_dir={work}", "--LabApp.news_url=", "--ServerApp.port_retries=0"]
+    if os.geteuid() == 0:  # CI containers run as root; Jupyter refuses that unless told
+        cmd.append("--allow-root")
     log = (tmp_path / "jupyterlab.log").open("w")
     server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, start_new_session=True)
@@ -60,8 +62,8 @@ def jupyterlab(tmp_path, engine):
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
                 log.flush()
-                pytest.fail("JupyterLab did not start within "
-                            f"{SERVER_START_TIMEOUT_S} s:\n{(tmp_path / 'jupyterlab.log').read_text()[-3000:]}")
+                pytest.fail(f"JupyterLab exited or did not answer within {SERVER_START_TIMEOUT_S} s:"
+                            f"\n{(tmp_path / 'jupyterlab.log').read_text()[-3000:]}")
             time.sleep(0.2)
         yield base, token
     finally:

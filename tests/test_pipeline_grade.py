@@ -140,3 +140,29 @@ def test_checks_are_saved_in_the_executed_notebook(graded, tmp_path):
     outputs = [o for c in nbformat.read(str(executed), as_version=4).cells
                for o in c.get("outputs", []) if "application/vnd.lab.check+json" in o.get("data", {})]
     assert all({"text/html", "text/plain"} <= set(o["data"]) for o in outputs)
+
+
+def test_unreadable_notebook_is_listed_not_fatal(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "fizz.ipynb").write_text("{not json")
+    code = grade.main([str(tmp_path / "sub"), "--source", str(FIXTURES / "solutions"),
+                       "--out", str(tmp_path / "out"), "--engine", "none"])
+    assert code == 0
+    rows = read_csv(tmp_path / "out" / "grades.csv")
+    assert rows[0].status == "unreadable"
+    assert {r.check for r in rows[1:]} == {"fizz of 3", "fizz of 4 (hidden)", "total adds"}
+    assert all(r.points == 0 and r.status == "not reached" for r in rows[1:])
+
+
+def test_hidden_checks_go_after_their_anchor_or_at_the_end():
+    source = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("a = 1", id="a"),
+        nbformat.v4.new_code_cell("# HIDDEN CHECK\nassert a", id="h1"),
+        nbformat.v4.new_code_cell("b = 2", id="b"),
+        nbformat.v4.new_code_cell("# HIDDEN CHECK\nassert b", id="h2")])
+    learner = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("a = 1", id="a"), nbformat.v4.new_code_cell("x = 0", id="x")])
+    restored = grade.restore_hidden_checks(learner, source)
+    assert [c.id for c in restored.cells] == ["a", "h1", "x", "h2"]  # "b" was deleted
+    assert [c.id for c in grade.restore_hidden_checks(restored, source).cells] == \
+        ["a", "h1", "x", "h2"]  # already present: not added twice

@@ -13,7 +13,9 @@ from chat_agent.offline_model import BANNER, OfflineLabModel
 from chat_agent.skills import SkillError, load_skills, parse_skill
 from customer_data_mcp import store
 from customer_data_mcp.client import CustomerData, ToolInputError
-from worker_helpers import pg_server, worker_db  # noqa: F401  (fixtures)
+
+# The Worker fixtures (worker_db, envelope, ...) with one Postgres for the whole session.
+pytest_plugins = ["worker_helpers"]
 
 REFUND_EMAIL = "Hi, my refund hasn't arrived and I'm getting worried about my upcoming bill."
 EXPECTED_TOOLS = {"load_customer", "load_thread", "list_customers", "recent_activity",
@@ -153,3 +155,37 @@ def test_migrate_command_reports_status(worker_db):
     out = _run_module("customer_data_mcp.migrate", "status")
     assert out.returncode == 0, out.stderr
     assert "customers" in out.stdout and "audit_log" in out.stdout
+
+
+def test_mcp_server_over_streamable_http(worker_db):
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from lab_support.host import free_port
+    from worker_helpers import wait_until
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "customer_data_mcp.server", "--http",
+                             "--port", str(port)], env=dict(os.environ),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def listening():
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
+                return True
+            except httpx.TransportError:
+                return proc.poll() is not None  # stop waiting if it died
+        wait_until(listening, timeout=60, message="the HTTP MCP server to listen")
+        assert proc.poll() is None, proc.stderr.read()
+
+        async def scenario():
+            async with CustomerData(url=f"http://127.0.0.1:{port}/mcp") as cd:
+                return await cd.call("load_customer", customer_id="c-test-1")
+
+        assert run(scenario())["id"] == "c-test-1"
+    finally:
+        proc.terminate()
+        proc.wait(10)

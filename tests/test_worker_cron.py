@@ -6,7 +6,10 @@ from __future__ import annotations
 import datetime as dt
 
 from customer_data_mcp import store
-from worker_helpers import engine_json, envelope, pg_server, wait_until, worker_db  # noqa: F401
+from worker_helpers import engine_json, wait_until
+
+# The Worker fixtures (worker_db, envelope, ...) with one Postgres for the whole session.
+pytest_plugins = ["worker_helpers"]
 
 CRON = "chat-agent-daily-customer-health-check"
 CHILD = "chat-agent-process-customer-health-check"

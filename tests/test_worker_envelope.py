@@ -10,7 +10,10 @@ import pytest
 
 from chat_agent import envelope_steps
 from customer_data_mcp import store
-from worker_helpers import envelope, pg_server, query, worker_db  # noqa: F401  (fixtures)
+from worker_helpers import query
+
+# The Worker fixtures (worker_db, envelope, ...) with one Postgres for the whole session.
+pytest_plugins = ["worker_helpers"]
 
 EMAIL = "customer/email.received"
 COURSE_EMAIL = "Hi, my refund hasn't arrived and I'm getting worried about my upcoming bill."
@@ -101,7 +104,8 @@ def test_burst_of_20_respects_global_and_per_customer_limits(envelope, monkeypat
         assert len(store.audit_rows("email_drafted", cid)) == 4
 
 
-def test_failed_runs_replayed_after_the_fix_draft_exactly_once(envelope, monkeypatch):
+def test_failed_runs_replayed_after_the_fix_draft_exactly_once(envelope, worker_db,
+                                                               monkeypatch):
     executed: Counter = Counter()
     real = {name: getattr(envelope_steps, name) for name in ("load_customer", "load_thread",
                                                              "run_agent")}
@@ -146,15 +150,9 @@ def test_failed_runs_replayed_after_the_fix_draft_exactly_once(envelope, monkeyp
         assert len(store.audit_rows("email_drafted", cid)) == 1
         assert executed[("load_customer", cid)] == 1
         assert executed[("load_thread", cid)] == 1
-    rows = query(store_url(), "SELECT count(*) AS n FROM audit_log WHERE action = 'email_drafted'"
-                              " AND customer_id = ANY(%s)", (customers,))
+    rows = query(worker_db, "SELECT count(*) AS n FROM audit_log WHERE action = 'email_drafted'"
+                            " AND customer_id = ANY(%s)", (customers,))
     assert rows[0]["n"] == 5
-
-
-def store_url():
-    from customer_data_mcp import db
-
-    return db.database_url()
 
 
 def test_fire_test_email_script_prints_event_and_run_ids(envelope):
@@ -172,3 +170,20 @@ def test_fire_test_email_script_prints_event_and_run_ids(envelope):
     assert lines["event id"].startswith("test-email-c-test-3-")
     run = envelope.wait_run(lines["run id"])
     assert run["status"] == "Completed"
+
+
+def test_postmark_webhook_starts_one_run_per_message_id(envelope):
+    import httpx
+
+    payload = {"From": "Test Customer Five <c-test-5@example.com>", "Subject": "Invoice",
+               "TextBody": "Why is my invoice higher this month?",
+               "Date": "Tue, 24 Nov 2026 09:15:00 +0000", "MessageID": "pm-0001"}
+    url = envelope.host.url + "/webhooks/postmark"
+    first = httpx.post(url, json=payload, timeout=30).json()
+    again = httpx.post(url, json=payload, timeout=30).json()  # Postmark redelivers
+    assert first["event_id"] == again["event_id"] == "postmark-pm-0001"
+    run = envelope.wait_event_run(first["internal_ids"][0])
+    assert run["status"] == "Completed"
+    assert envelope.runs_of_event(again["internal_ids"][0]) == []  # deduped by event id
+    rows = store.audit_rows("email_drafted", "c-test-5")
+    assert len(rows) == 1 and rows[0]["payload"]["event_id"] == "postmark-pm-0001"

@@ -6,13 +6,10 @@ from __future__ import annotations
 import pytest
 
 from customer_data_mcp import store
-from worker_helpers import (  # noqa: F401  (fixtures)
-    engine_json,
-    envelope,
-    pg_server,
-    wait_until,
-    worker_db,
-)
+from worker_helpers import engine_json, wait_until
+
+# The Worker fixtures (worker_db, envelope, ...) with one Postgres for the whole session.
+pytest_plugins = ["worker_helpers"]
 
 REQUEST = "customer/escalation.requested"
 DECISION = "escalation/decision.made"

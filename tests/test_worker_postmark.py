@@ -8,7 +8,10 @@ from fastapi.testclient import TestClient
 from chat_agent.inngest_client import make_client
 from chat_agent.postmark import PostmarkPayloadError, postmark_to_event
 from chat_agent.serve import create_app
-from worker_helpers import pg_server, query, worker_db  # noqa: F401  (fixtures)
+from worker_helpers import query
+
+# The Worker fixtures (worker_db, envelope, ...) with one Postgres for the whole session.
+pytest_plugins = ["worker_helpers"]
 
 PAYLOAD = {"From": "Ayesha Khan <c-4429@example.com>", "Subject": "Refund",
            "TextBody": "Where is my refund?", "Date": "Tue, 24 Nov 2026 09:15:00 +0500",

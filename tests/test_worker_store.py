@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from customer_data_mcp import migrate, store
-from worker_helpers import pg_server, query, worker_db  # noqa: F401  (fixtures)
+from worker_helpers import query
+
+# The Worker fixtures (worker_db, envelope, ...) with one Postgres for the whole session.
+pytest_plugins = ["worker_helpers"]
 
 
 def test_migrations_are_idempotent_and_seed_is_stable(worker_db):

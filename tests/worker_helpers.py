@@ -1,5 +1,10 @@
 """Fixtures for the Worker tests: one embedded Postgres per test session, a fresh seeded
-database per test module (``DATABASE_URL`` points at it while the module runs)."""
+database per test module (``DATABASE_URL`` points at it while the module runs), and the
+Worker's functions served to an embedded engine.
+
+Test modules load it with ``pytest_plugins = ["worker_helpers"]`` (so the session fixture is
+shared) and also import helpers from it, hence PYTEST_DONT_REWRITE: it is imported before
+pytest could rewrite its asserts, and it raises its own messages anyway."""
 
 from __future__ import annotations
 

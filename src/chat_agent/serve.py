@@ -18,7 +18,7 @@ import inngest.fast_api
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from customer_data_mcp import migrate, store
+from customer_data_mcp import db, migrate, store
 
 from .inngest_client import inngest_client
 from .postmark import PostmarkPayloadError, postmark_to_event
@@ -36,6 +36,9 @@ def prepare_database() -> None:
 async def _prepare_on_startup(_app: FastAPI):
     await anyio.to_thread.run_sync(prepare_database)
     yield
+    # uvicorn re-raises SIGTERM after shutting down, so atexit hooks may never run: stop the
+    # embedded Postgres we started here (a no-op with DATABASE_URL or when others use it).
+    await anyio.to_thread.run_sync(db.stop_embedded)
 
 
 def create_app(client: inngest.Inngest | None = None, *, prepare_db: bool = False) -> FastAPI:

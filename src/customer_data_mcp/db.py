@@ -8,6 +8,8 @@ list of the processes using it and stops the server when the last one exits).
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
 import os
 import threading
@@ -46,6 +48,7 @@ def start_embedded(pgdata: str | Path | None = None):
         if path in _servers:
             return _servers[path]
         path.mkdir(parents=True, exist_ok=True)
+        _prune_dead_handles(path)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # pgserver's XDG_RUNTIME_DIR notice
@@ -56,8 +59,33 @@ def start_embedded(pgdata: str | Path | None = None):
             raise DatabaseError(
                 f"Could not start the embedded Postgres in {path}: {exc}. Delete that folder "
                 "to start over, or set DATABASE_URL to use another Postgres.") from exc
+        # atexit runs last-registered first: this prune runs before pgserver's own cleanup, so
+        # a child that died uncleanly cannot keep the server alive after we exit.
+        atexit.register(_prune_dead_handles, path)
         _servers[path] = server
         return server
+
+
+def _prune_dead_handles(path: Path) -> None:
+    """Forget processes that died without cleaning up (a killed kernel, a re-raised SIGTERM).
+    pgserver stops the server only when the last *recorded* user exits, so a stale entry
+    would keep Postgres running forever."""
+    handles = path / ".handle_pids.json"
+    if not handles.exists():
+        return
+    import psutil  # a pgserver dependency
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import PostgresServer
+    with PostgresServer._lock:  # the inter-process lock pgserver itself takes for this file
+        try:
+            pids = json.loads(handles.read_text() or "[]")
+        except ValueError:
+            pids = []
+        alive = [p for p in pids if isinstance(p, int) and psutil.pid_exists(p)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
 
 
 def stop_embedded(pgdata: str | Path | None = None) -> None:

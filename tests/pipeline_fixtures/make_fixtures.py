@@ -37,7 +37,7 @@ def notebook(name: str, sources: list[str]) -> nbformat.NotebookNode:
                                   "language": "python"},
                    "language_info": {"name": "python"}}
     nb.cells = [nbformat.v4.new_markdown_cell(f"# {name} (pipeline test fixture)")]
-    for index, source in enumerate(sources):
+    for source in sources:
         cell = nbformat.v4.new_code_cell(source)
         if source == PARAMETERS:
             cell.metadata["tags"] = ["parameters"]

@@ -1,0 +1,110 @@
+"""The real-dev-server code paths, exercised without the real server: a stand-in `inngest`
+binary on PATH, and a client that reports itself as a real server."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import stat
+import sys
+import textwrap
+
+import httpx
+import lab_helpers as h
+import pytest
+
+from lab_support.client import EngineClient, NotOnRealServer
+from lab_support.lab_object import Lab
+
+pytestmark = pytest.mark.timeout(240)
+
+
+class RealLookingClient(EngineClient):
+    """The embedded engine seen through the eyes of code that must work on a real server."""
+
+    @property
+    def kind(self) -> str:
+        return "real"
+
+
+@pytest.fixture
+def fake_inngest_on_path(tmp_path, monkeypatch):
+    """An `inngest` executable that turns `inngest dev --no-discovery -u URL --port P` into
+    the embedded engine, so lab.start's binary path (host first, then `inngest dev -u`) runs."""
+    script = tmp_path / "bin" / "inngest"
+    script.parent.mkdir()
+    script.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import os, sys
+        args = sys.argv[1:]
+        assert args[:2] == ["dev", "--no-discovery"], args
+        url, port = args[args.index("-u") + 1], args[args.index("--port") + 1]
+        os.execv(sys.executable, [sys.executable, "-m", "lab_support.devserver", "--memory",
+                                  "--port", port, "-u", url])
+        """))
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("INNGEST_DEV", raising=False)
+    return script
+
+
+def test_inngest_binary_on_path_is_started_after_the_host(fake_inngest_on_path, tmp_path,
+                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lab = Lab()
+    try:
+        lab.start([h.order], quiet=True)
+        assert lab.engine_choice.mode == "binary"
+        assert lab._engine_proc.command()[:4] == [str(fake_inngest_on_path), "dev",
+                                                  "--no-discovery", "-u"]
+        assert os.environ["INNGEST_DEV"] == lab.api.url  # learner-made clients find it
+        run = lab.wait(lab.send("lab/order", {"log_dir": str(tmp_path)}), timeout=60)
+        assert run["status"] == "COMPLETED"
+        url = lab.api.url
+    finally:
+        lab.stop()
+    assert "INNGEST_DEV" not in os.environ
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(url + "/health", timeout=1)
+
+
+@pytest.fixture
+def real_looking_lab(engine):
+    lab = Lab()
+    lab.start(h.FUNCTIONS, engine=engine.url, quiet=True)
+    lab.api = RealLookingClient(engine.url)
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+def test_clock_and_chaos_refuse_on_a_real_server(real_looking_lab):
+    lab = real_looking_lab
+    with pytest.raises(NotOnRealServer, match="lab.hours"):
+        lab.clock.advance("1h")
+    with pytest.raises(NotOnRealServer, match="only in the lab's embedded engine"):
+        lab.chaos.fail_step("order", "charge")
+    now = lab.clock.now()
+    assert abs(now - datetime.datetime.now(datetime.timezone.utc)) < datetime.timedelta(minutes=5)
+
+
+def test_hours_are_scaled_on_a_real_server(real_looking_lab):
+    lab = real_looking_lab
+    assert lab.hours(4) == datetime.timedelta(seconds=40)
+    assert lab.minutes(1) == datetime.timedelta(seconds=1)  # never below the SDK's 1 s
+    lab.seconds_per_hour = 60
+    assert lab.days(1) == datetime.timedelta(minutes=24)
+
+
+def test_bulk_cancel_goes_run_by_run_on_a_real_server(real_looking_lab, engine):
+    lab = real_looking_lab
+    since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=3650)
+    runs = lab.wait(lab.send("lab/approval", [{"ticket": "r-0", "vip": True},
+                                              {"ticket": "r-1", "vip": False}]),
+                    status="running", timeout=60)
+    cancelled = lab.bulk_cancel("approval", since=since, if_exp="event.data.vip == false")
+    assert cancelled == [runs[1]["id"]]
+    assert lab.run(runs[1]["id"])["status"] == "CANCELLED"
+    assert lab.run(runs[0]["id"])["status"] == "RUNNING"
+    lab.cancel(runs[0]["id"])
