@@ -3,6 +3,7 @@ dashboard and MCP. One asyncio loop runs both the HTTP server and the scheduler.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -31,13 +32,10 @@ def create_app(engine: Engine, *, start_opts: dict | None = None,
         async with contextlib.AsyncExitStack() as stack:
             if mcp_server is not None:
                 await stack.enter_async_context(mcp_server.session_manager.run())
-            for url in sdk_urls:
-                try:
-                    await sync.ping_sdk(url, server_kind=engine.server_kind,
-                                        signing_key=engine.signing_key)
-                except sync.SyncError as exc:
-                    log.warning("initial sync: %s", exc)
+            # After startup, not during it: the SDK answers the ping by registering with us.
+            syncing = asyncio.create_task(_sync_at_start(engine, sdk_urls))
             yield
+            syncing.cancel()
         await engine.stop()
 
     app = FastAPI(title="Production Worker Lab engine", version=VERSION, lifespan=lifespan,
@@ -114,6 +112,24 @@ def create_app(engine: Engine, *, start_opts: dict | None = None,
         return FileResponse(path)
 
     return app
+
+
+async def _sync_at_start(engine: Engine, urls: tuple[str, ...], attempts: int = 60) -> None:
+    """Ping each ``-u`` app until it syncs (it may start after the engine), 1 s apart."""
+    pending = list(urls)
+    for _ in range(attempts):
+        for url in list(pending):
+            try:
+                await sync.ping_sdk(url, server_kind=engine.server_kind,
+                                    signing_key=engine.signing_key)
+                pending.remove(url)
+            except sync.SyncError as exc:
+                log.info("sync of %s not done yet: %s", url, exc)
+        if not pending:
+            return
+        await asyncio.sleep(1.0)
+    for url in pending:
+        log.warning("gave up syncing %s after %d attempts", url, attempts)
 
 
 def _mount_graphql(app: FastAPI, engine: Engine) -> None:
