@@ -69,10 +69,19 @@ def in_flight_series(runs: list[RunLane], now: datetime) -> list[tuple[datetime,
     return series
 
 
+def timeline_end(runs: list[RunLane], now: datetime) -> datetime:
+    """Where the time axis stops: now while a run is going, else when the last one ended."""
+    started = [r for r in runs if r.started is not None]
+    if not started or any(r.ended is None for r in started):
+        return now
+    return max(r.ended for r in started)
+
+
 def timeline_figure(runs: list[RunLane], now: datetime, title: str = "runs"):
-    from matplotlib.dates import date2num
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
     from .client import parse_time
 
@@ -82,6 +91,7 @@ def timeline_figure(runs: list[RunLane], now: datetime, title: str = "runs"):
                                  gridspec_kw={"height_ratios": [max(len(lanes), 1), 2]})
     # Steps of milliseconds next to a 4-hour sleep would vanish: give every span a
     # minimum visible width (a sliver of the whole window).
+    now = timeline_end(runs, now)
     starts = [r.started for r in runs if r.started]
     window = (date2num(now) - date2num(min(starts))) if starts else 0
     min_width = max(window * 0.004, 1e-9)
@@ -107,8 +117,10 @@ def timeline_figure(runs: list[RunLane], now: datetime, title: str = "runs"):
     if series:
         flight.step([date2num(t) for t, _ in series], [n for _, n in series], where="post")
     flight.set_ylabel("in flight")
-    flight.xaxis_date()
-    fig.autofmt_xdate()
+    flight.yaxis.set_major_locator(MaxNLocator(integer=True))
+    locator = AutoDateLocator()
+    flight.xaxis.set_major_locator(locator)
+    flight.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     fig.legend(handles=[Patch(color=c, label=k) for k, c in COLOURS.items()],
                fontsize=7, ncol=len(COLOURS), loc="upper right")
     fig.tight_layout()

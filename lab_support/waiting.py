@@ -23,15 +23,22 @@ class RunWaitTimeout(TimeoutError):
 class Progress:
     """One line that updates in place in a notebook (and stays quiet elsewhere)."""
 
+    REFRESH_S = 1.0  # redraw at most this often unless the text changed
+
     def __init__(self) -> None:
         self.display_id = f"lab-wait-{uuid.uuid4().hex}"
         self.started = time.monotonic()
         self.shown = False
+        self._last = ("", 0.0)
 
-    def update(self, text: str) -> None:
+    def update(self, text: str, final: bool = False) -> None:
         if not in_kernel():
             return
-        line = f"{text} ({time.monotonic() - self.started:.1f} s)"
+        now = time.monotonic()
+        if not final and text == self._last[0] and now - self._last[1] < self.REFRESH_S:
+            return
+        self._last = (text, now)
+        line = f"{text} ({now - self.started:.1f} s)"
         show(text=line, display_id=self.display_id, update=self.shown)
         self.shown = True
 
@@ -74,7 +81,7 @@ def wait_for(lab: "Lab", target: Any, status: Any = None, timeout: float = 30.0)
         pending_events = [t for t, ids in run_ids.items() if not ids]
         ready = not pending_events and all(_done(r, want) for r in runs.values())
         summary = _summary(runs, pending_events, want)
-        progress.update(summary)
+        progress.update(summary, final=ready)
         if ready:
             ordered = [runs[r] for t in targets for r in run_ids[t]]
             return ordered[0] if len(ordered) == 1 else ordered

@@ -7,7 +7,8 @@ import pytest
 from lab_support import tracing
 from lab_support.controls import to_seconds
 from lab_support.runs import RunList, normalize_status
-from lab_support.timeline import RunLane, in_flight_series, span_kind, timeline_figure
+from lab_support.timeline import (RunLane, in_flight_series, span_kind, timeline_end,
+                                  timeline_figure)
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -67,6 +68,14 @@ def test_in_flight_counts_overlapping_runs():
     series = in_flight_series(runs, now=T0 + timedelta(seconds=20))
     assert [n for _, n in series] == [1, 2, 1, 1]  # r2 is still in flight at 'now'
     assert series[-1][0] == T0 + timedelta(seconds=20)
+
+
+def test_the_time_axis_stops_when_the_last_run_ended():
+    done = [RunLane("r1", "a", "COMPLETED", T0, T0 + timedelta(seconds=10))]
+    later = T0 + timedelta(hours=5)
+    assert timeline_end(done, later) == T0 + timedelta(seconds=10)
+    going = done + [RunLane("r2", "b", "RUNNING", T0, None)]
+    assert timeline_end(going, later) == later
 
 
 def test_timeline_figure_has_a_gantt_and_an_in_flight_panel():

@@ -115,3 +115,20 @@ def test_timeout_branch_is_audited_and_posts_with_a_warning(envelope):
     assert rows[0]["customer_id"] == "c-test-5"
     posts = _posts("r-timeout")
     assert len(posts) == 1 and posts[0]["message"].startswith("[NO HUMAN REVIEW")
+
+
+def test_reviewer_button_endpoint_decides_once(envelope):
+    import httpx
+
+    run_id = _open_gate(envelope, "r-button")
+    url = envelope.host.url + "/admin/escalations/r-button/decision"
+    bad = httpx.post(url, json={"decision": "approve"}, timeout=30)
+    assert bad.status_code == 400 and "reviewer" in bad.json()["error"]
+    first = httpx.post(url, json={"decision": "approve", "reviewer": "dave"}, timeout=30)
+    second = httpx.post(url, json={"decision": "reject", "reviewer": "erin"}, timeout=30)
+    assert first.json()["event_id"] == second.json()["event_id"] == "decision-r-button"
+    run = envelope.wait_run(run_id)
+    assert run["output"]["status"] == "posted"
+    rows = _audit("escalation_approved", "r-button")
+    assert [r["payload"]["reviewer"] for r in rows] == ["dave"]
+    assert not _audit("escalation_rejected", "r-button")

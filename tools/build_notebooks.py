@@ -28,6 +28,10 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from lab_support import assign  # noqa: E402  (one writer for notebook JSON: assign's)
 SOURCES = ROOT / "tools" / "notebook_sources"
 TARGET_DIRS = ("notebooks", "solutions")
 CODE_OPEN = "```python"
@@ -82,17 +86,17 @@ def parse_cells(text: str, origin: str = "<source>") -> list[nbformat.NotebookNo
 def build(source: Path) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.cells = parse_cells(source.read_text(encoding="utf-8"), str(source))
-    # Stable ids keep rebuilds byte-identical (nbformat would otherwise pick random ones).
-    for index, cell in enumerate(nb.cells):
-        cell.id = f"{source.stem[:40]}-{index:03d}".replace("_", "-")
+    for cell in nb.cells:
+        # nbformat picks random ids; assign.clean_notebook derives stable ones instead, so a
+        # rebuild is byte-identical and `assign --strip` leaves the file alone.
+        del cell["id"]
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata["language_info"] = {"name": "python"}
-    nbformat.validate(nb)
-    return nb
+    return assign.clean_notebook(nb, f"{source.stem}.ipynb")
 
 
 def render(nb: nbformat.NotebookNode) -> str:
-    return nbformat.writes(nb) + "\n"
+    return assign.dumps(nb)
 
 
 def pairs() -> list[tuple[Path, Path]]:

@@ -2,8 +2,10 @@
 
     uvicorn chat_agent.serve:app --port 8000      # then sync http://127.0.0.1:8000/api/inngest
 
-Also serves ``POST /webhooks/postmark``: the Postmark inbound transform (see ``postmark.py``)
-followed by one event send whose id is derived from the email's MessageID.
+Also serves ``POST /webhooks/postmark`` (the Postmark inbound transform of ``postmark.py``,
+then one event send whose id is the email's MessageID) and
+``POST /admin/escalations/{request_id}/decision`` (the reviewer's buttons: one
+``escalation/decision.made`` event per request).
 """
 
 from __future__ import annotations
@@ -20,9 +22,32 @@ from fastapi.responses import JSONResponse
 
 from customer_data_mcp import db, migrate, store
 
+from .envelope_steps import DECISIONS, SAFE_ID
 from .inngest_client import inngest_client
 from .postmark import PostmarkPayloadError, postmark_to_event
 from .tasks import functions
+
+
+def decision_event(request_id: str, body) -> dict:
+    """The ``escalation/decision.made`` event for a reviewer's click, id
+    ``decision-<request_id>``. The gate takes the first decision for a request; a double click
+    or a second reviewer arriving later changes nothing."""
+    if not SAFE_ID.match(request_id):
+        raise ValueError(f"request_id must match {SAFE_ID.pattern}")
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    decision, reviewer = body.get("decision"), body.get("reviewer")
+    if decision not in DECISIONS:
+        raise ValueError(f"decision must be one of {list(DECISIONS)}")
+    if not isinstance(reviewer, str) or not reviewer.strip():
+        raise ValueError("reviewer (who decided) is required")
+    data = {"request_id": request_id, "decision": decision, "reviewer": reviewer.strip()}
+    if decision == "edit":
+        edited = body.get("edited_text")
+        if not isinstance(edited, str) or not edited.strip():
+            raise ValueError("an 'edit' decision needs edited_text")
+        data["edited_text"] = edited
+    return {"name": "escalation/decision.made", "id": f"decision-{request_id}", "data": data}
 
 
 def prepare_database() -> None:
@@ -65,6 +90,20 @@ def create_app(client: inngest.Inngest | None = None, *, prepare_db: bool = Fals
         ids = await client.send(inngest.Event(**event))
         return {"event_id": event["id"], "internal_ids": ids, "customer_id":
                 event["data"]["customer_id"]}
+
+    @app.post("/admin/escalations/{request_id}/decision")
+    async def escalation_decision(request_id: str, request: Request):
+        """What the reviewer's Approve / Edit / Reject buttons call."""
+        try:
+            body = json.loads(await request.body())
+        except ValueError as exc:
+            return JSONResponse({"error": f"body is not JSON: {exc}"}, status_code=400)
+        try:
+            event = decision_event(request_id, body)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        ids = await client.send(inngest.Event(**event))
+        return {"event_id": event["id"], "internal_ids": ids}
 
     @app.get("/healthz")
     async def healthz():
