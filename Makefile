@@ -7,7 +7,7 @@ KERNEL  := production-worker-lab
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: lab test setup kernel browser-deps clean-state exercises grade-self-check bench help
+.PHONY: lab test setup kernel browser-deps clean-state notebooks exercises grade-self-check bench help
 
 help:
 	@echo "make lab    - install into .venv, register the '$(KERNEL)' kernel, open JupyterLab"
@@ -41,6 +41,11 @@ browser-deps:
 
 test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Notebooks are built from tools/notebook_sources/*.md; exercises from solutions/.
+notebooks: $(STAMP)
+	$(BIN)/python tools/build_notebooks.py
+	$(BIN)/python -m lab_support.assign
 
 exercises: $(STAMP)
 	$(BIN)/python -m lab_support.assign

@@ -233,6 +233,10 @@ def test_cron_fires_daily_on_the_virtual_clock(fresh_engine, client):
         assert event.data["cron"] == "0 9 * * *"
         advance(fresh_engine, duration="1d")
         wait_for(lambda: len(ticks) == 2, 10, "the next day's cron run")
+        advance(fresh_engine, duration="3d")     # one jump, three 09:00 ticks inside it
+        wait_for(lambda: len(ticks) == 5, 10, "a run for every tick in the jump")
+        days = [t.id[:10] for t in ticks]
+        assert len(set(days)) == 5, f"one run per day, each with its own date: {days}"
 
 
 def test_rerun_from_step_does_not_reexecute_earlier_steps(fresh_engine, client):

@@ -45,7 +45,10 @@ def jupyterlab(tmp_path, engine):
                JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"))
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
            f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={work}", "--LabApp.news_url=", "--ServerApp.port_retries=0"]
+           f"--ServerApp.root_dir={work}", "--ServerApp.port_retries=0",
+           # Offline: no news feed, update check or extension catalogue lookups.
+           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           "--LabApp.extension_manager=readonly"]
     if os.geteuid() == 0:  # CI containers run as root; Jupyter refuses that unless told
         cmd.append("--allow-root")
     log = (tmp_path / "jupyterlab.log").open("w")

@@ -12,6 +12,7 @@ from .ids import new_ulid
 from .models import Event
 
 CRON_EVENT = "inngest/scheduled.timer"
+MAX_CATCH_UP = 100
 
 
 def _iso(ms: int) -> str:
@@ -37,10 +38,11 @@ class CronTicker:
                 if trigger.get("cron"):
                     self._schedule(fn.slug, trigger["cron"], now)
 
-    def _schedule(self, slug: str, expr: str, after_ms: int) -> None:
+    def _schedule(self, slug: str, expr: str, after_ms: int, caught_up: int = 0) -> None:
         at = next_tick_ms(expr, after_ms)
         self.engine.timer("cron", "", at, internal=False,
-                          payload={"function": slug, "cron": expr, "scheduled": at})
+                          payload={"function": slug, "cron": expr, "scheduled": at,
+                                   "caught_up": caught_up})
 
     def fire(self, item) -> None:
         engine = self.engine
@@ -49,8 +51,15 @@ class CronTicker:
         fn = engine.store.functions.get(slug)
         if fn is None or not any(t.get("cron") == expr for t in fn.triggers):
             return                                  # the cron was removed by a re-sync
-        self._schedule(slug, expr, max(scheduled, engine.now()))
         now = engine.now()
+        # Virtual time passes through every moment of a jump, so each tick in the window fires
+        # (a 3-day advance sees three 09:00 runs). Real-clock downtime is not replayed, and a
+        # jump never fires more than MAX_CATCH_UP ticks of one cron.
+        caught_up = item.payload.get("caught_up", 0)
+        catch_up = engine.clock.mode == "virtual" and caught_up < MAX_CATCH_UP
+        following = next_tick_ms(expr, scheduled if catch_up else max(scheduled, now))
+        self._schedule(slug, expr, following - 1,
+                       caught_up=caught_up + 1 if following <= now else 0)
         event = Event(internal_id=new_ulid(now), id=_iso(scheduled), name=CRON_EVENT,
                       data={"cron": expr, "scheduledAt": _iso(scheduled), "fireAt": _iso(now)},
                       ts=now, received_at=now)

@@ -70,6 +70,7 @@ async def advance_clock(request: Request):
     except (ClockError, DurationError, ValueError, TypeError) as exc:
         return _error(str(exc))
     engine.clock_moved()
+    engine.scheduler.run_due()      # so the answer shows the timers after the jump
     engine.scheduler.poke()
     return clock_view(engine)
 

@@ -142,10 +142,9 @@ class Scheduler:
             except asyncio.TimeoutError:
                 pass
 
-    def _tick(self) -> float | None:
-        """Do all due work; return how long to sleep (None: until poked)."""
-        clock = self.engine.clock
-        now = clock.now_ms()
+    def run_due(self) -> None:
+        """Fire every timer that is due now and dispatch ready calls (no clock jump)."""
+        now = self.engine.clock.now_ms()
         while self._timers and self._timers[0][0] <= now:
             entry = heapq.heappop(self._timers)
             item = self._live(entry)
@@ -157,6 +156,11 @@ class Scheduler:
                 self.remove(item.id)
                 self.engine.on_timer(item)
         self._dispatch()
+
+    def _tick(self) -> float | None:
+        """Do all due work; return how long to sleep (None: until poked)."""
+        clock = self.engine.clock
+        self.run_due()
         nxt = self.next_timer()
         if nxt is None:
             return None
