@@ -76,3 +76,32 @@ def table_html(rows: list[tuple[str, str]], title: str, css_class: str) -> str:
                     f"<td style='text-align:left'>{v}</td></tr>" for k, v in rows)
     return (f"<div class='{css_class}'><b>{html.escape(title)}</b>"
             f"<table>{cells}</table></div>")
+
+
+def cell_number() -> int | None:
+    """The IPython execution count of the running cell (None outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return getattr(shell, "execution_count", None) if shell is not None else None
+
+
+class ShownInCell:
+    """For objects a lab call already displayed: when such an object is also the cell's last
+    expression, IPython would echo it a second time; within the same cell it shows nothing,
+    in a later cell it shows itself again (``redisplay``)."""
+
+    _shown_in: int | None = None
+
+    def mark_shown(self) -> None:
+        self._shown_in = cell_number()
+
+    def _ipython_display_(self) -> None:
+        if self._shown_in is not None and self._shown_in == cell_number():
+            return
+        self.redisplay()
+
+    def redisplay(self) -> None:
+        print(repr(self))

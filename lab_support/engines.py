@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from .engine_process import EngineProcess
+from .engine_process import EngineError, EngineProcess
 from .host import free_port, port_is_free
 
 DEFAULT_DEV_URL = "http://127.0.0.1:8288"
@@ -93,6 +93,17 @@ def pick_engine(engine: str = "auto", *, env: Mapping[str, str] | None = None,
                 f"No Inngest dev server answers at {url} (GET /dev failed). Start it, fix the "
                 "URL, or call lab.start(..., engine='embedded') to use the built-in engine.")
         return EngineChoice("url", f"engine URL given: {url}", url=url)
+    assigned = env.get("LAB_ENGINE_URL")
+    if assigned and engine in ("auto", "embedded"):
+        # An embedded engine already started for this kernel (the grader gives each
+        # submission its own): attach to it instead of starting another.
+        url = assigned.rstrip("/")
+        if probe_fn(url) is None:
+            raise EngineUnavailable(
+                f"LAB_ENGINE_URL points at {url}, but no engine answers there. Unset it to "
+                "let lab.start run its own engine.")
+        return EngineChoice("url", f"LAB_ENGINE_URL={url} (an engine started for this kernel)",
+                            url=url)
     if engine == "embedded":
         return EngineChoice("embedded", "engine='embedded' requested")
 
@@ -138,10 +149,18 @@ def preferred_port(port: int | None) -> int:
 def start_embedded(state_dir: Path, port: int | None = None,
                    memory: bool = False) -> EngineProcess:
     state_dir.mkdir(parents=True, exist_ok=True)
-    proc = EngineProcess(port=preferred_port(port),
-                         state_dir=None if memory else str(state_dir / "engine"),
-                         memory=memory)
-    proc.start()
+
+    def make(chosen: int) -> EngineProcess:
+        return EngineProcess(port=chosen, state_dir=None if memory else str(state_dir / "engine"),
+                             memory=memory)
+
+    try:
+        proc = make(preferred_port(port)).start()
+    except EngineError:
+        if port:
+            raise
+        # Another process took 8288 between our check and the engine's bind: any port will do.
+        proc = make(free_port()).start()
     if not memory:
         write_engine_record(state_dir, proc.url, proc.proc.pid)
     return proc

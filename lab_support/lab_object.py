@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import html
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,9 +18,23 @@ from . import tracing
 from .client import EngineClient, LabClientError
 from .controls import Chaos, Clock
 from .display import show, table_html
-from .engines import (AdoptedEngine, EngineChoice, RealDevProcess, lab_state_dir, pick_engine,
-                      running_engine, start_embedded)
-from .function_host import ProcessHost, ThreadHost, build_app, importable_module, make_client, sync
+from .engines import (
+    AdoptedEngine,
+    EngineChoice,
+    RealDevProcess,
+    lab_state_dir,
+    pick_engine,
+    running_engine,
+    start_embedded,
+)
+from .function_host import (
+    ProcessHost,
+    ThreadHost,
+    build_app,
+    importable_module,
+    make_client,
+    sync,
+)
 from .host import free_port
 from .runs import RunList, normalize_status
 
@@ -195,15 +210,14 @@ class Lab:
         if api.kind == "embedded":
             info["state"] = str(self.state_dir)
         rows = [("engine", f"{info['engine']} {info['version']}"),
-                ("dashboard", f"<a href='{info['dashboard']}' target='_blank'>{info['dashboard']}</a>"),
+                ("dashboard", info["dashboard"]),
                 ("host", f"{info['host']} ({info['host_kind']})"),
                 ("functions", ", ".join(info["functions"]) or "none"),
                 ("picked because", info["why"])]
-        text = "\n".join(f"{k:>14}: {v}" for k, v in
-                         [("engine", rows[0][1]), ("dashboard", info["dashboard"]),
-                          ("host", rows[2][1]), ("functions", rows[3][1]), ("why", info["why"])])
-        show(text="lab ready\n" + text,
-             html_text=table_html(rows, "lab ready", "lab-status"))
+        html_rows = [(k, f"<a href='{html.escape(v)}' target='_blank'>{html.escape(v)}</a>"
+                      if k == "dashboard" else html.escape(v)) for k, v in rows]
+        show(text="lab ready\n" + "\n".join(f"{k:>14}: {v}" for k, v in rows),
+             html_text=table_html(html_rows, "lab ready", "lab-status"))
         return info
 
     # ------------------------------------------------------------------ events and runs

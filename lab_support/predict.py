@@ -6,6 +6,7 @@ Every answer (from the widget or from code) is appended to ``.lab/predictions.js
 
 from __future__ import annotations
 
+
 import html
 import json
 import math
@@ -13,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .display import ShownInCell
 
 NUMERIC = "numeric"
 DEFAULT_TOLERANCE = 0.05  # numeric answers within 5 % count as right
@@ -23,11 +26,11 @@ class Outcome:
     id: str
     value: Any
     confidence: int
-    correct: bool
+    correct: bool | None
     explain: str
 
     def text(self) -> str:
-        verdict = "right" if self.correct else "not quite"
+        verdict = {True: "right", False: "not quite", None: "recorded"}[self.correct]
         return f"[{self.id}] you said {self.value!r} (confidence {self.confidence}/5): {verdict}. {self.explain}"
 
 
@@ -43,10 +46,12 @@ def check_answer(value: Any, answer: Any, choices: Any, tolerance: float = DEFAU
     return value == answer
 
 
-class Prediction:
+class Prediction(ShownInCell):
     def __init__(self, id: str, question: str, *, choices: list | str | None = None,
                  answer: Any = None, explain: str = "", store: Path,
                  tolerance: float = DEFAULT_TOLERANCE) -> None:
+        if choices in (float, int, "number"):
+            choices = NUMERIC
         if not id or not isinstance(id, str):
             raise ValueError("predict needs a short string id, e.g. 'c6-retry-count'")
         if isinstance(choices, list) and answer not in choices:
@@ -63,7 +68,9 @@ class Prediction:
             raise ValueError(f"confidence must be a whole number 1-5, got {confidence!r}")
         if isinstance(self.choices, list) and value not in self.choices:
             raise ValueError(f"{value!r} is not one of {self.choices!r}")
-        correct = check_answer(value, self._answer, self.choices, self.tolerance)
+        # An open question (no answer given) is recorded but not marked right or wrong.
+        correct = (None if self._answer is None
+                   else check_answer(value, self._answer, self.choices, self.tolerance))
         self.outcome = Outcome(self.id, value, confidence, correct, self.explain)
         self.store.parent.mkdir(parents=True, exist_ok=True)
         record = {"id": self.id, "question": self.question, "value": value,
@@ -127,7 +134,11 @@ class Prediction:
 
         show(text=self.text(), html_text=self.fallback_html(),
              widget=self.widget() if in_kernel() else None)
+        self.mark_shown()
         return self
+
+    def redisplay(self) -> None:
+        self.show()
 
 
 def load_records(store: Path) -> list[dict]:
@@ -147,7 +158,7 @@ def calibration_table(records: list[dict]):
     """Accuracy per confidence level, counting each prediction id's latest answer."""
     import pandas as pd
 
-    latest = {r["id"]: r for r in records}
+    latest = {r["id"]: r for r in records if r.get("correct") is not None}
     frame = pd.DataFrame(list(latest.values()), columns=["id", "confidence", "correct"])
     table = (frame.groupby("confidence")["correct"].agg(["count", "mean"])
              .reindex(range(1, 6)).rename(columns={"count": "answers", "mean": "accuracy"}))

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .client import LabClientError, parse_time
-from .display import in_kernel, show_figure
+from .display import ShownInCell, in_kernel, show_figure
 from .runs import is_terminal
 from .timeline import RunLane, summary_text, timeline_figure
 
@@ -97,5 +97,14 @@ def watch(lab: "Lab", target: Any, *, until: Any = "done", lane: Any = "run",
             show_figure(fig, alt=summary_text(lanes), display_id=display_id, update=shown)
             shown = True
         if last:
-            return lanes
+            result = WatchResult(lanes)
+            result.mark_shown()
+            return result
         time.sleep(interval)
+
+
+class WatchResult(list, ShownInCell):
+    """The lanes ``lab.watch`` drew; echoing it in the same cell adds nothing."""
+
+    def redisplay(self) -> None:
+        print(summary_text(self))

@@ -24,7 +24,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 # lab.start, markdown, lab.predict.
 CELLS_TO_RUN = 7
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def require_browser():
@@ -40,6 +40,12 @@ def wait_until(check, timeout: float, what: str):
             return
         time.sleep(0.25)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def kernel_connected(base: str, token: str) -> bool:
+    kernels = httpx.get(f"{base}/api/kernels", params={"token": token}, timeout=5).json()
+    return any(k.get("connections", 0) > 0 and k.get("execution_state") == "idle"
+               for k in kernels)
 
 
 @pytest.fixture
@@ -73,7 +79,7 @@ def jupyter_lab(tmp_path):
 
     try:
         wait_until(up, 90, "jupyter lab to answer /api/status")
-        yield base, token
+        yield base, token, tmp_path
     finally:
         # Shut kernels down politely so each one's atexit stops the engine it started.
         try:
@@ -91,9 +97,10 @@ def jupyter_lab(tmp_path):
 
 
 def test_status_panel_and_prediction_widget_render(jupyter_lab):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
-    base, token = jupyter_lab
+    base, token, shots = jupyter_lab
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -104,12 +111,23 @@ def test_status_panel_and_prediction_widget_render(jupyter_lab):
             # Wait for the kernel before running, so no keystroke lands in a loading page.
             page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first \
                 .wait_for(timeout=120_000)
-            first.click()
-            for _ in range(CELLS_TO_RUN):
-                page.keyboard.press("Shift+Enter")
+            wait_until(lambda: kernel_connected(base, token), 120,
+                       "the notebook's kernel to be connected and idle")
             # JupyterLab's sanitizer drops class attributes of HTML output: find it by text.
             status = page.locator(".jp-OutputArea-output").filter(has_text="lab ready").first
-            status.wait_for(timeout=180_000)
+            for attempt in range(3):
+                # On a loaded machine a keystroke can arrive before the notebook takes
+                # focus; the cells are safe to re-run (lab.start reuses its engine).
+                first.click()
+                for _ in range(CELLS_TO_RUN):
+                    page.keyboard.press("Shift+Enter")
+                try:
+                    status.wait_for(timeout=90_000)
+                    break
+                except PlaywrightTimeout:
+                    page.screenshot(path=str(shots / f"attempt-{attempt}.png"))
+            else:
+                raise AssertionError(f"no status panel after 3 tries; screenshots in {shots}")
             assert "lab ready" in status.inner_text()
             assert "embedded" in status.inner_text()
             widget = page.locator(".jp-OutputArea-output .widget-vbox").filter(has_text="Predict").first

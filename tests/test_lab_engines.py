@@ -45,6 +45,17 @@ def test_garbage_inngest_dev_is_explained():
         pick_engine(env={"INNGEST_DEV": "yes please"}, which=no_binary, probe_fn=answering())
 
 
+def test_engine_assigned_by_the_grader_wins_over_starting_one():
+    env = {"LAB_ENGINE_URL": "http://127.0.0.1:7777/", "INNGEST_DEV": "http://127.0.0.1:9999"}
+    choice = pick_engine(env=env, which=no_binary, probe_fn=answering("http://127.0.0.1:7777"))
+    assert (choice.mode, choice.url) == ("url", "http://127.0.0.1:7777")
+    assert pick_engine("embedded", env=env, which=no_binary,
+                       probe_fn=answering("http://127.0.0.1:7777")).url == "http://127.0.0.1:7777"
+    with pytest.raises(EngineUnavailable, match="LAB_ENGINE_URL"):
+        pick_engine(env={"LAB_ENGINE_URL": "http://127.0.0.1:1"}, which=no_binary,
+                    probe_fn=answering())
+
+
 def test_binary_on_path_is_next():
     choice = pick_engine(env={}, which=lambda n: "/opt/bin/inngest" if n == "inngest" else None,
                          probe_fn=answering())

@@ -40,6 +40,15 @@ def test_numeric_answers_use_a_tolerance(store):
     assert check_answer("Yes ", "yes", None)
 
 
+def test_open_questions_and_numeric_aliases(store):
+    open_q = Prediction("open", "What will you watch for?", store=store)
+    assert open_q.answer("the retry count", 2).correct is None
+    assert "recorded" in open_q.outcome.text()
+    assert Prediction("n", "How many?", choices=int, answer=5, store=store).answer(5, 3).correct
+    table = calibration_table(load_records(store))
+    assert table["answers"].sum() == 1  # the open question is not scored
+
+
 def test_bad_input_is_rejected(store):
     with pytest.raises(ValueError, match="not one of the choices"):
         Prediction("x", "q", choices=["a"], answer="b", store=store)

@@ -7,8 +7,13 @@ import pytest
 from lab_support import tracing
 from lab_support.controls import to_seconds
 from lab_support.runs import RunList, normalize_status
-from lab_support.timeline import (RunLane, in_flight_series, span_kind, timeline_end,
-                                  timeline_figure)
+from lab_support.timeline import (
+    RunLane,
+    in_flight_series,
+    span_kind,
+    timeline_end,
+    timeline_figure,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
