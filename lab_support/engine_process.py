@@ -20,6 +20,18 @@ from .host import free_port, port_is_free
 READY_TIMEOUT_S = 20.0
 
 
+def terminate(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
 class EngineError(RuntimeError):
     """The embedded engine could not start; the message carries its output."""
 
@@ -112,13 +124,7 @@ class EngineProcess:
         proc = self.proc
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout)
+        terminate(proc, timeout)
         if proc.stdout:
             proc.stdout.close()
         if self._reader:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from .engine_process import EngineError, EngineProcess
+from .engine_process import EngineError, EngineProcess, terminate
 from .host import free_port, port_is_free
 
 DEFAULT_DEV_URL = "http://127.0.0.1:8288"
@@ -264,11 +264,5 @@ class RealDevProcess:
                                 f"{timeout:.0f} s. Use engine='embedded' to continue offline.")
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
+        terminate(self.proc, timeout)
         self.proc = None

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from .engine_process import terminate
 from .host import HostError, ThreadedHost, free_port
 
 SERVE_PATH = "/api/inngest"
@@ -187,11 +188,5 @@ class ProcessHost:
         self.proc = None
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
+        terminate(self.proc, timeout)
         self.proc = None

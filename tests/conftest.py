@@ -22,23 +22,22 @@ os.environ.pop("OPENAI_API_KEY", None)
 from lab_support.engine_process import EngineProcess  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def engine():
-    """One in-memory embedded engine per test module (virtual clock)."""
+def _engine_for_tests():
     proc = EngineProcess(memory=True).start()
     try:
         yield proc
     finally:
         proc.stop()
-        print("--- engine output ---\n" + proc.output())
+        print("--- engine output ---\n" + proc.output())   # shown when a test fails
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """One in-memory embedded engine per test module (virtual clock)."""
+    yield from _engine_for_tests()
 
 
 @pytest.fixture
 def fresh_engine():
     """A new in-memory embedded engine for one test."""
-    proc = EngineProcess(memory=True).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-        print("--- engine output ---\n" + proc.output())
+    yield from _engine_for_tests()

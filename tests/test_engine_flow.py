@@ -350,3 +350,27 @@ def test_virtual_clock_three_cases(fresh_engine):
             "an open wait is never timed out by auto-advance"
         advance(fresh_engine, duration="25h")
         assert wait_run_for_event(fresh_engine, waiting)["output"] == "timed out"
+
+
+def test_start_timeout_cancels_a_run_that_waited_too_long_in_the_queue(fresh_engine):
+    client = make_client(fresh_engine, "startto")
+    gate = threading.Event()
+
+    @client.create_function(fn_id="queued", trigger=inngest.TriggerEvent(event="f/queued"),
+                            concurrency=[inngest.Concurrency(limit=1)],
+                            timeouts=inngest.Timeouts(start=td(seconds=10)))
+    def queued(ctx: inngest.ContextSync) -> str:
+        if ctx.event.data["hold"]:
+            ctx.step.run("hold", lambda: gate.wait(20))
+        return "started"
+
+    with serving(fresh_engine, client, [queued]):
+        holder = send(fresh_engine, "f/queued", {"hold": True})
+        wait_for(lambda: event_runs(fresh_engine, holder) and
+                 event_runs(fresh_engine, holder)[0]["status"] == "Running", 10, "the holder")
+        late = send(fresh_engine, "f/queued", {"hold": False})
+        assert wait_for(lambda: event_runs(fresh_engine, late), 5, "the queued run")[0]["status"] == "Scheduled"
+        advance(fresh_engine, seconds=11)
+        assert wait_run_for_event(fresh_engine, late)["status"] == "Cancelled"
+        gate.set()
+        assert wait_run_for_event(fresh_engine, holder)["output"] == "started"

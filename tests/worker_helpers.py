@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 import uuid
 
 import httpx
@@ -19,6 +18,7 @@ import psycopg
 import pytest
 
 from customer_data_mcp import db, migrate
+from engine_helpers import wait_for
 
 
 @pytest.fixture(scope="session")
@@ -69,14 +69,7 @@ def query(url: str, sql: str, params=()) -> list[dict]:
 
 def wait_until(predicate, *, timeout: float, interval: float = 0.2, message: str):
     """Poll ``predicate`` until it returns something truthy; fail with ``message``."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{message} (waited {timeout:.0f} s; last value: {last!r})")
+    return wait_for(predicate, timeout, message, interval=interval)
 
 
 def engine_json(engine_url: str, method: str, path: str, **kwargs):
