@@ -29,14 +29,6 @@ PROCESS_TIMEOUT_S = 420
 pytestmark = [pytest.mark.notebook, pytest.mark.slow, pytest.mark.timeout(PROCESS_TIMEOUT_S + 60)]
 
 
-def engine_ready() -> bool:
-    return (ROOT / "lab_support" / "devserver" / "READY").exists()
-
-
-needs_engine = pytest.mark.skipif(not engine_ready(),
-                                  reason="the embedded engine is not marked READY yet")
-
-
 def run_papermill(source: Path, out_dir: Path, engine_url: str, *, as_grader: bool):
     """Execute ``source`` into ``out_dir``; returns (exit code, executed notebook, log text)."""
     executed = out_dir / source.name
@@ -107,7 +99,7 @@ def engine_url():
         proc.stop()
 
 
-@needs_engine
+
 @pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")),
                          ids=lambda p: p.name)
 def test_concept_notebook_runs_clean(path, tmp_path, engine_url):
@@ -118,7 +110,7 @@ def test_concept_notebook_runs_clean(path, tmp_path, engine_url):
     assert not missing, f"{path.name} no longer shows {missing}; it printed:\n{text}"
 
 
-@needs_engine
+
 @pytest.mark.parametrize("path", sorted((ROOT / "solutions").glob("*.ipynb")),
                          ids=lambda p: p.name)
 def test_solution_runs_with_full_marks(path, tmp_path, engine_url):
@@ -130,7 +122,7 @@ def test_solution_runs_with_full_marks(path, tmp_path, engine_url):
     assert not failed, failed
 
 
-@needs_engine
+
 @pytest.mark.parametrize("path", sorted((ROOT / "exercises").glob("*.ipynb")),
                          ids=lambda p: p.name)
 def test_exercise_stops_at_its_first_placeholder(path, tmp_path, engine_url):
