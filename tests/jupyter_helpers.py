@@ -69,9 +69,14 @@ def jupyterlab(root_dir: Path, log_path: Path, env: dict | None = None):
 
 
 def kernel_connected(base: str, token: str) -> bool:
-    kernels = httpx.get(f"{base}/api/kernels", params={"token": token}, timeout=5).json()
-    return any(k.get("connections", 0) > 0 and k.get("execution_state") == "idle"
-               for k in kernels)
+    try:
+        kernels = httpx.get(f"{base}/api/kernels", params={"token": token}, timeout=5).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    if not isinstance(kernels, list):   # an error body while the server is busy
+        return False
+    return any(isinstance(k, dict) and k.get("connections", 0) > 0
+               and k.get("execution_state") == "idle" for k in kernels)
 
 
 def open_notebook(page, base: str, token: str, name: str) -> None:

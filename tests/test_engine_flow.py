@@ -314,8 +314,18 @@ def test_chaos_raise_and_lost_response_are_reproducible(fresh_engine):
         result = wait_run_for_event(fresh_engine, send(fresh_engine, "f/charge"))
         assert result["status"] == "Completed"
         assert bodies == {"load": 1, "pay": 2}, "a lost response means the body runs again"
+        bodies.clear()
+        httpx.post(fresh_engine.url + "/lab/v1/chaos",
+                   json={"function": "charge", "step": "pay", "times": 5, "mode": "http_503"})
+        result = wait_run_for_event(fresh_engine, send(fresh_engine, "f/charge"))
+        assert result["status"] == "Failed", "5 failed calls use up the 5 attempts"
+        assert "http_503" in result["output"]["message"]
+        assert bodies == {"load": 1}, "the app was never reached for the failing step"
         rules = httpx.get(fresh_engine.url + "/lab/v1/chaos").json()["data"]
         assert all(rule["remaining"] == 0 for rule in rules)
+        httpx.post(fresh_engine.url + "/lab/v1/reset")
+        assert lab_runs(fresh_engine, "charge") == [], "reset forgets runs"
+        assert httpx.get(fresh_engine.url + "/v1/apps/chaos/functions").json(), "but keeps apps"
 
 
 def test_virtual_clock_three_cases(fresh_engine):
