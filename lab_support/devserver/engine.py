@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 from typing import Any
 
@@ -60,7 +59,6 @@ class Engine:
         self.chaos = Chaos()
         self.cron = CronTicker(self)
         self.http: aiohttp.ClientSession | None = None
-        self._ids = itertools.count(1)
         self.singletons: dict[str, str] = {}
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -338,12 +338,10 @@ class Executor:
     def _step(self, run: Run, op: dict, started: int | None) -> Step:
         step_id = op["id"]
         step = run.steps.get(step_id)
-        name = (op.get("userland") or {}).get("id") or op.get("displayName") or op.get("name")
+        # The user's step id; a Sleep's `name` is its wake time, so never fall back to it.
+        name = ((op.get("userland") or {}).get("id") or op.get("displayName")
+                or ("sleep" if op.get("op") == "Sleep" else op.get("name")))
         kind = OP_KIND.get(op.get("op", ""), "RUN")
-        if op.get("op") == "Sleep":
-            name = (op.get("userland") or {}).get("id") or op.get("displayName") or "sleep"
-        if op.get("op") == "WaitForEvent":
-            name = (op.get("userland") or {}).get("id") or op.get("displayName") or op.get("name")
         if step is None:
             now = self.engine.now()
             step = Step(hash=step_id, name=name, op=kind, queued_at=started or now,
