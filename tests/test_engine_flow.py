@@ -267,6 +267,10 @@ def test_bulk_cancel_by_function_window_and_expression(fresh_engine):
         assert len(listed) == 1
         bad = httpx.post(fresh_engine.url + "/v1/cancellations", json={"app_id": "bulk"})
         assert bad.status_code == 400
+        other_app = httpx.post(fresh_engine.url + "/v1/cancellations", json={
+            "app_id": "some-other-app", "function_id": "bulk-waiter", "started_before": now})
+        assert other_app.status_code == 404, "a function is cancelled only within its own app"
+        assert Counter(x["status"] for x in lab_runs(fresh_engine, "waiter")) == {"Cancelled": 5, "Running": 5}
 
 
 def test_singleton_skips_while_one_runs(fresh_engine):

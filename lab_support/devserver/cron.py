@@ -8,8 +8,6 @@ from datetime import datetime, timezone
 
 from croniter import croniter
 
-from .ids import new_ulid
-from .models import Event
 
 CRON_EVENT = "inngest/scheduled.timer"
 MAX_CATCH_UP = 100
@@ -60,12 +58,8 @@ class CronTicker:
         following = next_tick_ms(expr, scheduled if catch_up else max(scheduled, now))
         self._schedule(slug, expr, following - 1,
                        caught_up=caught_up + 1 if following <= now else 0)
-        event = Event(internal_id=new_ulid(now), id=_iso(scheduled), name=CRON_EVENT,
-                      data={"cron": expr, "scheduledAt": _iso(scheduled), "fireAt": _iso(now)},
-                      ts=now, received_at=now)
-        engine.store.put("event", event.internal_id, event)
-        dedup = f"dedup:{fn.id}:{event.id}"
-        if engine.store.meta.get(dedup, 0) > now:
-            return
-        engine.store.set_meta(dedup, now + 86_400_000)
-        engine.create_run(fn, [event], cron=expr)
+        event = engine.record_event(
+            CRON_EVENT, {"cron": expr, "scheduledAt": _iso(scheduled), "fireAt": _iso(now)},
+            event_id=_iso(scheduled))
+        if engine.first_in_a_day(fn, event):
+            engine.create_run(fn, [event], cron=expr)

@@ -118,14 +118,31 @@ class Engine:
             ids.append(iid)
         return ids
 
-    def emit(self, name: str, data: dict, *, event_id: str | None = None) -> Event:
-        """Publish an engine-made (internal) event."""
+    def record_event(self, name: str, data: dict, *, event_id: str | None = None,
+                     user: dict | None = None, v: str | None = None) -> Event:
+        """Store an engine-made event without reacting to it (the caller starts the run:
+        invokes and cron ticks target one function directly)."""
         now = self.now()
         iid = new_ulid(now)
         event = Event(internal_id=iid, id=event_id or iid, name=name, data=data, ts=now,
-                      received_at=now)
+                      received_at=now, user=user or {}, v=v)
+        self.store.put("event", iid, event)
+        return event
+
+    def emit(self, name: str, data: dict, *, event_id: str | None = None) -> Event:
+        """Publish an engine-made (internal) event."""
+        event = self.record_event(name, data, event_id=event_id)
         self.publish(event)
         return event
+
+    def first_in_a_day(self, fn: Function, event: Event) -> bool:
+        """Claim ``event.id`` for ``fn``: False if it already started a run in the last 24 h."""
+        now = self.now()
+        key = f"dedup:{fn.id}:{event.id}"
+        if self.store.meta.get(key, 0) > now:
+            return False
+        self.store.set_meta(key, now + DAY_MS)
+        return True
 
     def publish(self, event: Event) -> None:
         self.store.put("event", event.internal_id, event)
@@ -150,11 +167,9 @@ class Engine:
         return False
 
     def on_trigger(self, fn: Function, event: Event) -> Run | None:
-        now = self.now()
-        dedup = f"dedup:{fn.id}:{event.id}"
-        if self.store.meta.get(dedup, 0) > now:
+        if not self.first_in_a_day(fn, event):
             return None                        # same event id within 24 h: no second run
-        self.store.set_meta(dedup, now + DAY_MS)
+        now = self.now()
         config = fn.config
         try:
             if config.get("debounce"):
@@ -343,12 +358,7 @@ class Engine:
         fn = self.find_function(slug)
         if fn is None:
             raise EngineError(f"function {slug!r} not found")
-        now = self.now()
-        event = Event(internal_id=new_ulid(now), id="", name=INVOKED, data=dict(data or {}),
-                      ts=now, received_at=now, user=user or {})
-        event.id = event.internal_id
-        self.store.put("event", event.internal_id, event)
-        return self.create_run(fn, [event])
+        return self.create_run(fn, [self.record_event(INVOKED, dict(data or {}), user=user)])
 
     def find_function(self, ref: str) -> Function | None:
         if ref in self.store.functions:

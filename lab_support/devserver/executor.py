@@ -27,7 +27,7 @@ import aiohttp
 from . import expressions
 from .durations import DurationError, duration_or_time_ms
 from .ids import new_ulid, parse_time_ms, rfc3339
-from .models import COMPLETED, FAILED, TERMINAL, Event, Item, Pause, Run, Step
+from .models import COMPLETED, FAILED, TERMINAL, Item, Pause, Run, Step
 from .sdk_call import SdkAnswer, call_sdk, canonical_json, step_url
 
 BACKOFF_S = [15, 30, 60, 120, 300, 600, 1200, 2400, 3600, 7200]
@@ -275,10 +275,7 @@ class Executor:
                 "error": {"name": "Error",
                           "message": f"could not find function with ID: {target_ref}"}})
             return
-        event = Event(internal_id=new_ulid(now), id="", name="inngest/function.invoked",
-                      data=data, ts=now, received_at=now, v=payload.get("v"))
-        event.id = event.internal_id
-        engine.store.put("event", event.internal_id, event)
+        event = engine.record_event("inngest/function.invoked", data, v=payload.get("v"))
         child = engine.create_run(target, [event], correlation_id=correlation,
                                   parent_run_id=run.run_id)
         step.info["runID"] = child.run_id

@@ -165,7 +165,8 @@ async def create_cancellation(request: Request):
         except expressions.ExpressionError as exc:
             return hard_error(str(exc), 400)
     fn = engine.find_function(body["function_id"])
-    if fn is None or fn.app != body["app_id"] and engine.store.apps.get(body["app_id"]) is None:
+    app = engine.store.apps.get(fn.app) if fn else None
+    if fn is None or body["app_id"] not in (fn.app, app.id if app else None):
         return hard_error(f"function {body['function_id']} not found in app {body['app_id']}", 404)
     cancelled = []
     for run in list(engine.store.runs.values()):

@@ -202,9 +202,10 @@ class Scheduler:
             self.in_flight[item.id] = asyncio.create_task(self._work(item))
 
     def _acquire(self, item: Item) -> None:
-        for key, _limit in self.engine.counters(item):
+        held = [key for key, _limit in self.engine.counters(item)]
+        for key in held:
             self.slots[key] += 1
-        item.payload["held"] = [k for k, _ in self.engine.counters(item)]
+        item.payload["held"] = held
 
     def release(self, item: Item) -> None:
         for key in item.payload.pop("held", []):
