@@ -209,7 +209,9 @@ def execute(job: NotebookJob, prepared: Path, executed: Path, checks_file: Path,
     env = dict(os.environ)
     env.pop("INNGEST_DEV", None)  # the lab client would treat it as a real dev server
     env.update({ENGINE_URL_ENV: engine_url, CHECKS_FILE_ENV: str(checks_file),
-                "LAB_GRADING": "1", "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"})
+                "LAB_GRADING": "1", "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1",
+                # the submission's predictions/progress stay out of the instructor's .lab
+                "LAB_STATE_DIR": str(executed.parent / f"{executed.stem}-lab-state")})
     paths = [str(ROOT), str(ROOT / "src")] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     cmd = [sys.executable, "-m", "papermill", str(prepared), str(executed), "-k", kernel,

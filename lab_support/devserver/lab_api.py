@@ -96,7 +96,8 @@ async def add_chaos(request: Request):
     try:
         body = await _body(request)
         rule = engine.chaos.add(str(body.get("function") or ""), str(body.get("step") or ""),
-                                int(body.get("times", 1)), str(body.get("mode", "raise")))
+                                int(body.get("times", 1)), str(body.get("mode", "raise")),
+                                str(body.get("scope", "run")))
     except (ChaosError, ValueError, TypeError) as exc:
         return _error(str(exc))
     return rule
@@ -111,6 +112,14 @@ def list_chaos(request: Request):
 def clear_chaos(request: Request):
     _engine(request).chaos.clear()
     return {"data": []}
+
+
+@router.delete("/chaos/{rule_id}")
+def remove_chaos(request: Request, rule_id: str):
+    engine = _engine(request)
+    if not engine.chaos.remove(rule_id):
+        return _error(f"no chaos rule {rule_id!r}", 404)
+    return {"data": engine.chaos.rules}
 
 
 @router.post("/reset")
