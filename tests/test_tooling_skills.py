@@ -23,7 +23,10 @@ CHARS_PER_TOKEN = 3.5
 def test_skill_file_is_valid_and_small(name):
     path = SKILLS_DIR / name / "SKILL.md"
     skill = parse_skill(path)  # raises SkillError with the file name when malformed
-    assert skill.name == name
+    # The Agent Skills rules Claude Code and OpenCode apply: the name is lowercase words
+    # joined by hyphens and equals the folder name; the description is at most 1024 chars.
+    assert skill.name == name and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", skill.name)
+    assert len(skill.description) <= 1024
     assert skill.description.startswith("Use when"), "the description says when to load it"
     estimate = len(path.read_text(encoding="utf-8")) / CHARS_PER_TOKEN
     assert estimate < MAX_TOKENS, f"{name} is about {estimate:.0f} tokens"
