@@ -7,10 +7,10 @@ the tool's default limit, exactly as an agent's first grep would be.
 from __future__ import annotations
 
 import pytest
+from mcp_helpers import serve_mcp
 
 from lab_support import mcp_client
 from lab_support.devserver.mcp_tools import DOCS_DIR
-from mcp_helpers import serve_mcp
 
 UNREACHABLE = "http://127.0.0.1:9"  # the docs tools never need the engine
 

@@ -35,7 +35,7 @@ def test_skill_file_is_valid_and_small(name):
 @pytest.mark.parametrize("name", INNGEST_SKILLS)
 def test_skill_code_is_python_for_inngest_py_05(name):
     body = parse_skill(SKILLS_DIR / name / "SKILL.md").body
-    blocks = re.findall(r"```(\w*)\n(.*?)```", body, flags=re.S)
+    blocks = re.findall(r"```(\w*)\n(.*?)```", body, flags=re.DOTALL)
     python = [code for lang, code in blocks if lang == "python"]
     assert python, f"{name} has no Python example"
     assert not [lang for lang, _ in blocks if lang in ("ts", "typescript", "js", "javascript")]
