@@ -48,10 +48,12 @@ browser-deps:
 test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# notebooks/*.md and solutions/*.md are the sources (jupytext pairs); exercises come from solutions/.
+# notebooks/*.md and solutions/*.md are the sources (jupytext pairs); exercises come from solutions/;
+# the course home (notebooks/README.md) from every notebook's first cell.
 notebooks: $(STAMP)
 	$(BIN)/python -m lab_support.notebook_pairs
 	$(BIN)/python -m lab_support.assign
+	$(BIN)/python -m lab_support.course
 
 exercises: $(STAMP)
 	$(BIN)/python -m lab_support.assign
