@@ -7,8 +7,8 @@
   a user; binds 127.0.0.1 (``LAB_IP=0.0.0.0 make lab`` inside a container whose port you
   publish; ``LAB_PORT`` picks the port, default 8888 or the next free one);
 * makes JupyterLab open a jupytext ``.md`` source as a notebook (a default-viewer setting
-  in this environment's ``share/jupyter/lab/settings/overrides.json``; ``make setup``
-  writes it too);
+  in this environment's ``share/jupyter/lab/settings/overrides.json``, next to "no news, no
+  update checks" for offline use; ``make setup`` writes it too);
 * sends the server's log to ``<state dir>/jupyterlab.log`` and prints one short block:
   the URL, where to start, how to stop (Ctrl-C). A browser opens when there is a display
   (``LAB_NO_BROWSER=1`` to skip).
@@ -36,13 +36,19 @@ from .engines import lab_state_dir, project_root
 from .host import free_port, port_is_free
 
 START = "notebooks/00_quick_win.ipynb"
+# Open the first notebook with the file browser at the repository root (not in notebooks/),
+# so exercises/ and solutions/ are in view.
+START_PATH = f"/lab/tree/{START}?file-browser-path=/"
 HOME = "notebooks/README.md"
 DEFAULT_PORT = 8888
 READY_TIMEOUT_S = 180
 STOP_TIMEOUT_S = 30
-# JupyterLab opens these Markdown flavours with jupytext's notebook view.
+# JupyterLab opens these Markdown flavours with jupytext's notebook view, and (offline
+# first) never asks to fetch news or check for updates.
 VIEWER_SETTINGS = {"@jupyterlab/docmanager-extension:plugin": {
     "defaultViewers": {"markdown": "Jupytext Notebook", "myst": "Jupytext Notebook"}}}
+QUIET_SETTINGS = {"@jupyterlab/apputils-extension:notification": {
+    "fetchNews": "false", "checkForUpdates": False}}
 
 
 def settings_file(prefix: Path | None = None) -> Path:
@@ -64,6 +70,8 @@ def write_lab_settings(prefix: Path | None = None) -> Path:
         viewers.update(values["defaultViewers"])
         merged["defaultViewers"] = viewers
         current[plugin] = merged
+    for plugin, values in QUIET_SETTINGS.items():
+        current[plugin] = {**(current.get(plugin) or {}), **values}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
     return path
@@ -74,7 +82,7 @@ def jupyter_command(root: Path, *, port: int, ip: str = "127.0.0.1", uid: int | 
     uid = os.geteuid() if uid is None else uid
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.ip={ip}",
            f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-           f"--ServerApp.root_dir={root}", f"--LabApp.default_url=/lab/tree/{START}",
+           f"--ServerApp.root_dir={root}", f"--LabApp.default_url={START_PATH}",
            # Offline: no news feed and no update check.
            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     if uid == 0:  # Docker, devcontainers, root WSL: Jupyter refuses root unless told
@@ -157,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(proc, base, token, log)
-        url = f"{base}/lab/tree/{START}?token={token}"
+        url = f"{base}{START_PATH}&token={token}"
         print(banner(url, log, root), flush=True)
         if has_display():
             webbrowser.open(url)
@@ -166,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"JupyterLab stopped (exit {proc.returncode}); see {log}.")
         return proc.returncode or 0
     except KeyboardInterrupt:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         print("\nStopping JupyterLab (its kernels stop their engines)...", flush=True)
         return 0
     finally:
@@ -173,9 +183,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _interrupt(*_) -> None:
-    raise KeyboardInterrupt  # SIGTERM (docker stop, a test) stops the server like Ctrl-C
+    """SIGTERM (docker stop, make passing a signal on) stops the server like Ctrl-C; a second
+    signal while stopping is ignored, so the shutdown (bounded by timeouts) completes."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     sys.exit(main())

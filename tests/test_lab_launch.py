@@ -17,7 +17,8 @@ def test_root_gets_allow_root_and_a_user_does_not():
     assert "--allow-root" in as_root and "--allow-root" not in as_user
     for cmd in (as_root, as_user):
         assert f"--ServerApp.root_dir={ROOT}" in cmd, "serves the repository root"
-        assert "--LabApp.default_url=/lab/tree/notebooks/00_quick_win.ipynb" in cmd
+        assert "--LabApp.default_url=/lab/tree/notebooks/00_quick_win.ipynb" \
+            "?file-browser-path=/" in cmd, "opens notebook 00, the file browser at the root"
         assert "--ServerApp.ip=127.0.0.1" in cmd and "--no-browser" in cmd
         assert not any("token" in part for part in cmd), "the token is not on the command line"
 
@@ -43,6 +44,7 @@ def test_viewer_setting_is_merged_into_existing_overrides(tmp_path):
     assert doc["autosaveInterval"] == 30
     assert doc["defaultViewers"] == {"csv": "CSVTable", "markdown": "Jupytext Notebook",
                                      "myst": "Jupytext Notebook"}
+    assert data["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
 
 
 def test_the_banner_is_one_short_block():
