@@ -22,7 +22,7 @@ time since the first run started, in readable units (``+250 ms``, ``+15 min``, `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .client import TERMINAL, parse_time
 from .timefmt import elapsed_ticks, format_clock, format_elapsed
@@ -134,12 +134,15 @@ def _end(seg: Segment, run: RunLane, now: datetime) -> datetime:
 
 
 # -- counting what is in flight ------------------------------------------------------------
+INSTANT = timedelta(milliseconds=1)  # a step that took "no time" still held its slot
+
+
 def _step_function(intervals: list[tuple[datetime, datetime | None]], now: datetime):
     events = []
     for start, end in intervals:
         events.append((start, 1))
         if end is not None:  # one still going stays counted up to now
-            events.append((end, -1))
+            events.append((max(end, start + INSTANT), -1))
     events.sort(key=lambda e: (e[0], e[1]))  # an end before a start at the same instant
     series, level = [], 0
     for when, delta in events:

@@ -182,6 +182,8 @@ def test_key_lanes_plot_executing_steps_per_key():
             lane("r3", "c-2", 0, 50, [nap])]
     now = T0 + timedelta(seconds=60)
     assert peak(executing_series(runs, now)) == 2, "sleeps hold no slot"
+    instant = dict(LOAD, startedAt=at(5), endedAt=at(5))  # an attempt of "no" duration
+    assert peak(executing_series([lane("r4", "c-3", 5, 5, [instant])], now)) == 1
     per_key = executing_by_lane(runs, now)
     assert peak(per_key["c-1"]) == 2 and peak(per_key["c-2"]) == 0
     fig = timeline_figure(runs, now, by_key=True)
