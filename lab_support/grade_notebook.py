@@ -154,14 +154,19 @@ def restore_checks(submission, source) -> tuple[nbformat.NotebookNode, list[str]
     ids = {c.get("id") for c in source_checks if c.get("id")}
     names = set(check_specs(source))
     texts = {c.get("source", "").strip() for c in source_checks}
+    original = {c.get("id"): c.get("source", "").strip() for c in source_checks}
     nb = copy.deepcopy(submission)
-    kept, dropped = [], []
+    kept, dropped, seen = [], [], set()
     for index, cell in enumerate(nb.cells):
-        if _carries_check(cell, ids, names, texts):
-            dropped.append(f"cell {index} (id {cell.get('id')}): carries a check of the "
-                           "source; replaced by the source's check cells")
-        else:
+        if not _carries_check(cell, ids, names, texts):
             kept.append(cell)
+            continue
+        untouched = (original.get(cell.get("id")) == cell.get("source", "").strip()
+                     and cell.get("id") not in seen)
+        seen.add(cell.get("id"))
+        if not untouched:  # edited, moved in as a forgery, duplicated or made up
+            dropped.append(f"cell {index} (id {cell.get('id')}): carries a check of the "
+                           "source but is not the source's cell; replaced by it")
     nb.cells = kept
     for position, cell in enumerate(source.cells):
         if cell not in source_checks:
