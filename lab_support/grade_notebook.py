@@ -7,8 +7,8 @@ or the ``hidden-check`` tag) or declares a check (``check("name", points=N)`` /
 ``lab.check(...)`` with literal arguments). ``restore_checks`` drops every submission cell
 that carries one (the same cell id, a check name of the source, the same text, or a hidden
 check marker: edited, moved, duplicated and forged copies alike) and inserts a fresh copy of
-each source check cell after the nearest earlier source cell still present (else before the
-nearest later one, else at the end).
+each source check cell after the source cell just before it, when the submission still has that
+cell (else before the next source cell it still has, else at the end).
 
 **Instrumentation.** ``instrument`` rewrites each ``with check(...):`` body and each
 ``@check(...)`` function so that, when the body finishes, fails, or raises
@@ -173,11 +173,10 @@ def restore_checks(submission, source) -> tuple[nbformat.NotebookNode, list[str]
             continue
         present = [c.get("id") for c in nb.cells]
         index = None
-        for earlier in reversed(source.cells[:position]):
-            if earlier.get("id") in present:
-                index = present.index(earlier.get("id")) + 1
-                break
-        if index is None:
+        earlier = source.cells[position - 1] if position else None
+        if earlier is not None and earlier.get("id") in present:
+            index = present.index(earlier.get("id")) + 1
+        else:
             for later in source.cells[position + 1:]:
                 if later not in source_checks and later.get("id") in present:
                     index = present.index(later.get("id"))

@@ -252,6 +252,19 @@ def main() -> None:
         '    runs = httpx.get(url + "/lab/v1/runs", timeout=10).json()["data"]\n'
         '    assert runs == [], runs',
     ]), "engine_ping.ipynb"), HERE / "engine" / "engine_ping.ipynb")
+    # A lab-only check: passes on the embedded engine, is skipped (0 of 0) on a real server.
+    write(assign.clean_notebook(notebook("skip_on_real", [
+        PARAMETERS,
+        "import os\nimport httpx\nfrom lab_support.checks import check\n"
+        "from lab_support.client import NotOnRealServer\n"
+        'url = os.environ["LAB_ENGINE_URL"]\n'
+        'kind = httpx.get(url + "/dev", timeout=10).json().get("engine")',
+        'with check("the grader\'s engine URL reaches the kernel"):\n    assert engine_url == url',
+        'with check("the virtual clock jumps", points=2):\n'
+        '    if kind != "embedded":\n'
+        '        raise NotOnRealServer("the virtual clock exists only in the embedded engine")\n'
+        '    assert kind == "embedded"',
+    ]), "skip_on_real.ipynb"), HERE / "engine" / "skip_on_real.ipynb")
 
 
 if __name__ == "__main__":
