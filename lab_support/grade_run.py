@@ -43,8 +43,15 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 
 from . import sandbox as sb
 from .checks import CHECK_MIMETYPE
-from .grade_notebook import (MARK_MIMETYPE, CheckCell, SourceError, instrument,
-                             is_check_cell, restore_checks, validate_source)
+from .grade_notebook import (
+    MARK_MIMETYPE,
+    CheckCell,
+    SourceError,
+    instrument,
+    is_check_cell,
+    restore_checks,
+    validate_source,
+)
 
 KERNEL_NAME = "lab-sandbox"
 KERNEL_START_GRACE_S = 60

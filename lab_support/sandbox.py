@@ -20,8 +20,9 @@ confines itself, then execs ARGV, so the kernel and everything it starts inherit
   devices. From Landlock ABI 6 it also cannot signal (or ptrace) any process outside the
   sandbox, so it cannot kill the process that watches and cleans up after it.
 * **rlimits**: address space per process (RLIMIT_AS), file size, no core files.
-* **no capabilities** when run as root: the bounding and ambient sets are emptied before
-  the exec, so root inside cannot raise its limits, bypass file modes or load modules.
+* **almost no capabilities** when run as root: the bounding set keeps only what pgserver
+  needs to run Postgres as its own user (KEPT_CAPABILITIES) and the ambient set is emptied
+  before the exec, so root inside cannot raise its limits, load modules or trace anyone.
 
 Detached processes (double fork, ``setsid``) are re-parented to the nearest *child
 subreaper* ancestor. The grader's job process makes itself one (``become_subreaper``), so
@@ -68,6 +69,10 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_CAPBSET_DROP = 24
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+# Kept for root: what pgserver needs to run Postgres as its own user (chown, setuid/setgid,
+# reach that user's files, stop its processes). Dropped: everything else, above all
+# CAP_SYS_RESOURCE (raising limits), CAP_SYS_ADMIN, CAP_SYS_MODULE, CAP_SYS_PTRACE.
+KEPT_CAPABILITIES = {0, 1, 2, 3, 5, 6, 7}  # CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER KILL SETGID SETUID
 
 
 class SandboxError(RuntimeError):
@@ -216,6 +221,7 @@ class Sandbox:
             "IPYTHONDIR": str(self.home / ".ipython"),
             "JUPYTER_RUNTIME_DIR": str(self.home / ".local" / "share" / "jupyter" / "runtime"),
             "JUPYTER_PLATFORM_DIRS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+            "XDG_RUNTIME_DIR": str(self.tmp),
         })
         env.update(extra or {})
         return env
@@ -265,6 +271,8 @@ def _drop_capabilities() -> None:
         last = 40
     _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     for cap in range(last + 1):
+        if cap in KEPT_CAPABILITIES:
+            continue
         if _prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
             raise SandboxError(f"could not drop capability {cap}: "
                                f"{os.strerror(ctypes.get_errno())}")
