@@ -14,8 +14,8 @@ offline model. Tokens are counted as about four characters each.
 
 ``create_app(gate=...)`` puts something in front of every completion, e.g. the lab's rate
 limiter (``lab_support.model_gate``): ``await gate.admit(model, caller)`` returns a response to
-send instead (a 429, a scripted 5xx) or None, and ``gate.record(model, caller, usage)`` is told
-what each answered completion used.
+send instead (a 429, a scripted 5xx) or None, and ``await gate.record(model, caller, usage)``
+is told what each answered completion used.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .offline_model import MODEL_NAME, OfflineLabModel
 class Gate(Protocol):
     async def admit(self, model: str, caller: str) -> Response | None: ...
 
-    def record(self, model: str, caller: str, usage: dict) -> None: ...
+    async def record(self, model: str, caller: str, usage: dict) -> None: ...
 
 
 def _error(message: str, status: int = 400) -> JSONResponse:
@@ -127,9 +127,12 @@ def stream_events(answer: dict, include_usage: bool) -> list[str]:
 
 
 def caller_of(request: Request) -> str:
-    """Which kind of client called: the OpenAI Python client (the Agents SDK path, inside a
-    step) or anything else (the engine making a step.ai.infer call, curl)."""
+    """Which kind of client called: ``agents-sdk`` (the Agents SDK's model, inside a
+    ``step.run``), ``openai-python`` (the OpenAI client used directly) or ``http`` (anything
+    else: the engine making a ``step.ai.infer`` call, curl)."""
     agent = request.headers.get("user-agent", "")
+    if agent.startswith("Agents/"):
+        return "agents-sdk"
     return "openai-python" if agent.startswith(("AsyncOpenAI/", "OpenAI/")) else "http"
 
 
@@ -153,7 +156,7 @@ def create_app(gate: Gate | None = None) -> FastAPI:
         except ValueError as exc:
             return _error(str(exc))
         if gate is not None:
-            gate.record(str(model), caller, answer["usage"])
+            await gate.record(str(model), caller, answer["usage"])
         if not body.get("stream"):
             return answer
         options = body.get("stream_options") if isinstance(body.get("stream_options"),

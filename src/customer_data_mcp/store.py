@@ -258,7 +258,8 @@ def recent_activity(customer_id: str, days: int = 30, *, url: str | None = None)
         escalations = conn.execute(
             "SELECT id, action, payload, created_at FROM audit_log WHERE customer_id = %(c)s"
             " AND action LIKE 'escalation%%'"
-            " AND created_at > %(now)s - make_interval(days => %(d)s) ORDER BY id", since).fetchall()
+            " AND created_at > %(now)s - make_interval(days => %(d)s) ORDER BY id",
+            since).fetchall()
     return _jsonable({"customer_id": customer_id, "days": days, "conversations": conversations,
                       "refunds": refunds, "escalations": escalations})
 
