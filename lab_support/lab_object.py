@@ -429,7 +429,12 @@ class Lab:
         tokens (``lab.model.usage()``): sliders and a plot (see ``lab_support.cost``)."""
         from .cost import cost_widget
 
-        return cost_widget(executions=executions, tokens=tokens, **assumptions)
+        measure = getattr(self, "executions", None)  # lab.executions (engine-cap)
+        if executions is None and self.api is not None and callable(measure):
+            executions = measure()
+        if tokens is None and self._model is not None and self._model.usage().requests:
+            tokens = self._model.usage()
+        return cost_widget(executions, tokens, **assumptions)
 
     def __repr__(self) -> str:
         if self.api is None:
