@@ -1,7 +1,7 @@
 """PRIMM "Predict" prompts: commit to an answer and a confidence, then reveal.
 
 The **first** committed answer to a prediction id is the one that counts: it is appended to
-``<state dir>/predictions.jsonl`` (``.lab/`` for a learner; tests and the grader set
+``<state dir>/predictions.jsonl`` (``.lab/`` for a learner; the tests set
 ``LAB_STATE_DIR`` to a folder of their own), the widget locks after Reveal, and showing the
 same prediction again (a re-run cell, a new kernel) shows that first answer, locked, with the
 explanation. ``calibration`` compares how sure learners were with how often they were right.

@@ -4,8 +4,9 @@ It joins two files of the learner's state folder (``.lab/``, or ``LAB_STATE_DIR`
 course index (:mod:`lab_support.course`):
 
 * ``predictions.jsonl``: every first answer to a prediction (``lab_support.predict``);
-* ``checks.jsonl``: every ``lab.check`` result. In a learner's kernel the lab points the
-  checks' own result file (``LAB_CHECKS_FILE``) there; the grader points it elsewhere.
+* ``checks.jsonl``: every ``lab.check`` result of a learner's kernel (the lab registers a
+  listener with ``lab_support.checks.on_record`` that appends each result there). The grader
+  runs submissions in a sandbox of its own, so their results never land in a learner's file.
 
 A prediction counts once it is answered; a check counts as passed when its latest result
 passed (fix the code, run the check again, and it counts). Predictions and checks are
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 
 from .course import Entry, course
@@ -28,17 +28,33 @@ PREDICTIONS_FILE = "predictions.jsonl"
 COLUMNS = ["notebook", "predictions", "right", "checks passed", "points"]
 
 
-def checks_file_for_kernel(state_dir: Path) -> Path | None:
-    """Make this kernel's check results land in the learner's state folder, unless someone
-    (the grader, a test) already chose a file. Returns the file used, or None."""
-    from .checks import CHECKS_FILE_ENV
+def keep_check_results(state_dir: Path) -> Path:
+    """From now on, append every check result of this process to ``state_dir/checks.jsonl``.
+    Returns the file."""
+    from .checks import on_record
 
-    if os.environ.get(CHECKS_FILE_ENV):
-        return None
     path = state_dir / CHECKS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.environ[CHECKS_FILE_ENV] = str(path)
+    on_record(_Appender(path))
     return path
+
+
+class _Appender:
+    """A check listener writing one JSON line per result (equal for the same file, so a
+    second Lab in the kernel does not write every result twice)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Appender) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    def __call__(self, result) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(result.to_record(), sort_keys=True, default=str) + "\n")
 
 
 def load_checks(path: Path) -> list[dict]:

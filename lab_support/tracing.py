@@ -6,6 +6,11 @@ when the run ended before the step did (a cancelled run's sleep is ``CANCELLED``
 ``RUNNING``), and its *source* is ``memo hit``, ``cancelled``, ``retried``, ``failed`` or
 ``executed``. The table shows times as short engine-clock readings and a duration column;
 the values underneath stay ``datetime`` / ``timedelta`` so checks can compute with them.
+
+The ``model`` column is filled for model steps: a ``step.ai.infer`` answer (its ``usage``:
+prompt/completion tokens) or a ``step.run`` whose output carries ``usage`` (the Worker's
+``run-agent`` returns model, requests, input/output tokens), plus how many failed attempts
+before it were rate limits (429), read from the attempts' errors.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from .client import TERMINAL, parse_time
 from .timefmt import format_clock, format_duration, spans_days
 
 COLUMNS = ["step", "op", "attempts", "started", "ended", "duration", "status", "source",
-           "output"]
+           "output", "model"]
 SUMMARY_CHARS = 60
 UNFINISHED = frozenset({"RUNNING", "QUEUED", "WAITING", "SLEEPING", "SCHEDULED"})
 
@@ -82,6 +87,47 @@ def source_of(span: dict, run_status: str | None = None) -> str:
     return "executed"
 
 
+def _decoded(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _rate_limited(error: Any) -> bool:
+    text = str(error or "")
+    return "RateLimitError" in text or "rate_limit" in text or "429" in text
+
+
+def model_line(output: Any, attempt_errors: list | tuple = ()) -> str:
+    """``offline-lab-model · 4 calls · 4849 in / 278 out tokens · 2×429 retried``, or ``""``
+    for a step that is not a model call."""
+    value = _decoded(output)
+    usage = value.get("usage") if isinstance(value, dict) else None
+    limited = sum(1 for e in attempt_errors if _rate_limited(e))
+    parts = []
+    if isinstance(usage, dict):
+        tokens_in = usage.get("input_tokens", usage.get("prompt_tokens"))
+        tokens_out = usage.get("output_tokens", usage.get("completion_tokens"))
+        if tokens_in is None and tokens_out is None:
+            return ""
+        parts.append(str(usage.get("model") or value.get("model") or "model"))
+        if usage.get("requests"):
+            parts.append(f"{usage['requests']} calls")
+        parts.append(f"{tokens_in or 0} in / {tokens_out or 0} out tokens")
+    if limited:
+        parts.append(f"{limited}×429 retried")
+    return " · ".join(parts)
+
+
+def attempt_output_ids(trace: dict | None) -> list[str]:
+    """Output ids of failed attempts of retried steps (their errors)."""
+    return [child["outputID"] for span in step_spans(trace)
+            for child in span.get("childrenSpans") or [] if child.get("outputID")]
+
+
 def trace_rows(trace: dict | None, outputs: dict[str, Any] | None = None) -> list[dict]:
     outputs = outputs or {}
     run_status = (trace or {}).get("status")
@@ -89,6 +135,8 @@ def trace_rows(trace: dict | None, outputs: dict[str, Any] | None = None) -> lis
     for span in step_spans(trace):
         output = outputs.get(span.get("outputID") or "")
         started, ended = parse_time(span.get("startedAt")), parse_time(span.get("endedAt"))
+        errors = [outputs.get(c["outputID"]) for c in span.get("childrenSpans") or []
+                  if c.get("outputID")]
         rows.append({
             "step": span.get("name"),
             "op": span.get("stepOp") or "",
@@ -99,6 +147,7 @@ def trace_rows(trace: dict | None, outputs: dict[str, Any] | None = None) -> lis
             "status": step_status(span, run_status),
             "source": source_of(span, run_status),
             "output": summarize(output),
+            "model": model_line(output, errors),
         })
     return rows
 

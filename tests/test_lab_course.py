@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lab_support import course
-from lab_support.progress import checks_file_for_kernel, progress, progress_rows
+from lab_support.progress import keep_check_results, progress, progress_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 NEW_NOTEBOOK = """# 05 · Fan-out
@@ -107,12 +107,18 @@ def test_progress_reads_the_state_folder(tmp_path, capsys):
                                           "points"]
 
 
-def test_a_kernel_sends_check_results_to_the_state_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("LAB_CHECKS_FILE", "")  # recorded, so the teardown restores it
-    monkeypatch.delenv("LAB_CHECKS_FILE")
-    path = checks_file_for_kernel(tmp_path)
-    assert path == tmp_path / "checks.jsonl"
-    import os
-    assert os.environ["LAB_CHECKS_FILE"] == str(path)
-    monkeypatch.setenv("LAB_CHECKS_FILE", "/grader/own.jsonl")
-    assert checks_file_for_kernel(tmp_path) is None, "the grader's choice wins"
+def test_a_kernels_check_results_are_kept_for_progress(tmp_path):
+    from lab_support import checks
+
+    path = keep_check_results(tmp_path)
+    keep_check_results(tmp_path)  # a second Lab in the kernel: still one line per result
+    try:
+        with checks.check("kept for progress", points=2):
+            pass
+        with checks.check("kept for progress", points=2):
+            raise AssertionError("broken again")
+    finally:
+        checks._listeners.clear()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(r["name"], r["passed"], r["points"]) for r in lines] == [
+        ("kept for progress", True, 2), ("kept for progress", False, 0)]

@@ -160,12 +160,8 @@ def send_welcome(ctx: inngest.ContextSync) -> str:
 
 lab.start([send_welcome], app_id="idempotency-exercise", engine=engine_url or "auto", memory=True)'''
 
-TASK_2 = '''def sign_up(email: str, form_token: str) -> list[str]:
-    return lab.send("user/signed.up", {"email": email}, id=f"signup-{form_token}")
-
-
-first = sign_up("sara@example.com", "form-81f")
-second = sign_up("sara@example.com", "form-81f")'''
+TASK_2 = '''    return lab.send("user/signed.up", {"email": email}, id=f"signup-{form_token}")'''
+PLACEHOLDER = "    # YOUR CODE HERE\n    raise NotImplementedError"
 
 
 def learner_attempt(tmp: Path) -> tuple[Path, dict[str, int]]:
@@ -179,8 +175,9 @@ def learner_attempt(tmp: Path) -> tuple[Path, dict[str, int]]:
             index["setup"] = n
         elif 'lab.start([send_welcome]' in cell.source:
             cell.source, index["task1"] = WRONG_TASK_1, n
-        elif cell.source.startswith("def sign_up"):
-            cell.source = TASK_2
+        elif "def sign_up(" in cell.source:
+            assert PLACEHOLDER in cell.source, cell.source
+            cell.source = cell.source.replace(PLACEHOLDER, TASK_2)
         elif "Omar got one email" in cell.source:
             index["task3-check"] = n
         elif cell.source.strip() == "lab.stop()":
