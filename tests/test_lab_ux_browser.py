@@ -117,8 +117,7 @@ def test_make_lab_opens_notebook_00_with_the_repository_in_view(make_lab):
         page.locator(".lm-TabBar-tab.jp-mod-current", has_text="04_idempotency.md") \
             .wait_for(timeout=120_000)
         panel = page.locator(".jp-NotebookPanel:visible").first
-        panel.locator(".jp-Cell").first.wait_for(timeout=120_000)
-        assert "04 · Idempotency" in panel.locator(".jp-Cell").first.inner_text()
+        panel.locator(".jp-Cell", has_text="04 · Idempotency").first.wait_for(timeout=120_000)
         panel.locator(".jp-CodeCell").first.wait_for(timeout=60_000)  # cells, not Markdown text
         assert page.locator(".jp-FileEditor:visible").count() == 0
         page.screenshot(path=str(tmp / "md-as-notebook.png"))

@@ -84,7 +84,7 @@ def test_quick_win_predictions_lock_and_watch_shows_each_attempt(lab_server):
         watch.scroll_into_view_if_needed()
         caption = watch.locator(".jp-OutputArea-output", has_text="attempt 1 retried").first
         caption.wait_for(timeout=30_000)
-        chain = caption.inner_text()
+        chain = caption.text_content()  # inner_text is empty while the cell is scrolled away
         assert all(f"attempt {n} retried" in chain for n in range(1, 5)), chain
         assert "attempt 5 failed" in chain, chain
         watch.locator("img").first.wait_for(timeout=30_000)
