@@ -78,7 +78,6 @@ class Lab:
         self.state_dir = lab_state_dir()
         port = port or free_port()  # known up front: `inngest dev -u` needs the host URL
         self._ensure_engine(engine, engine_port=engine_port, memory=memory, host_port=port)
-        self.set_tier(tier)  # before the sync: a plan's limits apply to it
         self.app_id, self.functions = app_id, functions
         self.serve_client = make_client(app_id, self.api.url)
         if host == "thread":
@@ -90,6 +89,7 @@ class Lab:
                                      port=port).start()
         if isinstance(self._engine_proc, RealDevProcess) and not self._engine_proc.alive():
             self._engine_proc.start()
+        self.set_tier(tier)  # before the sync: a plan's limits apply to it
         sync(self._host.url)
         if not quiet:
             self.status()
