@@ -417,6 +417,19 @@ class Lab:
         scaled = seconds * self.seconds_per_hour / 3600
         return timedelta(seconds=max(1, round(scaled)))  # the SDK refuses < 1 s
 
+    # ------------------------------------------------------------------ MCP (the agent's view)
+    def mcp(self, tool: str | None = None, **arguments):
+        """Call one of the dev server's MCP tools (``list_functions``, ``send_event``,
+        ``poll_run_status`` ...) the way a coding agent does; shows the request and the
+        answer and returns the parsed answer. ``lab.mcp()`` lists the tools and their
+        parameters. Before ``lab.start`` it talks to ``INNGEST_DEV`` or 127.0.0.1:8288."""
+        from . import mcp_client
+
+        url = mcp_client.mcp_url(self.api.url if self.api is not None else None)
+        if tool is None:
+            return mcp_client.show_tools(url)
+        return mcp_client.show_call(url, tool, arguments)
+
     # ------------------------------------------------------------------ widgets
     def predict(self, id: str, question: str, choices=None, answer=None, explain: str = "",
                 tolerance: float = 0.05):
