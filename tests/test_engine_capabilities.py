@@ -279,3 +279,31 @@ def test_cron_follows_robfig_rules_across_dst():
     assert iso(cron.next_tick_ms("0 9 */10 * *", at("2026-06-02T00:00:00+00:00"))) == \
         "2026-06-11T09:00"
     assert json.dumps(cron.validate("*/15 9-17 * JAN-MAR mon-fri")) == "null"
+
+
+def test_cron_jitter_delays_the_firing_not_the_slot(fresh_engine, client):
+    @client.create_function(fn_id="spread", trigger=inngest.TriggerCron(cron="0 * * * *",
+                                                                        jitter="30s"))
+    async def spread(ctx: inngest.Context) -> dict:
+        return dict(ctx.event.data)
+
+    with serving(fresh_engine, client, [spread]):
+        tick = cron.next_tick_ms("0 * * * *", clock_ms(fresh_engine))
+        advance(fresh_engine, to=datetime.datetime.fromtimestamp(
+            (tick + 60_000) / 1000, datetime.timezone.utc).isoformat())
+        runs = wait_for(lambda: httpx.get(fresh_engine.url + "/lab/v1/runs",
+                                          params={"function": "spread"}).json()["data"],
+                        20, "the cron run")
+        data = wait_run(fresh_engine, runs[0]["run_id"])["output"]
+        slot = datetime.datetime.fromisoformat(data["scheduledAt"].replace("Z", "+00:00"))
+        fired = datetime.datetime.fromisoformat(data["fireAt"].replace("Z", "+00:00"))
+        assert int(slot.timestamp() * 1000) == tick
+        assert datetime.timedelta(seconds=1) <= fired - slot <= datetime.timedelta(seconds=31)
+
+    @client.create_function(fn_id="too-jittery", trigger=inngest.TriggerCron(cron="0 * * * *",
+                                                                             jitter="10m"))
+    async def too_jittery(ctx: inngest.Context) -> None:
+        return None
+
+    r = httpx.post(fresh_engine.url + "/fn/register", json=_registration(too_jittery, client))
+    assert r.status_code == 400 and "cron jitter must be less than or equal to 5m0s" in r.text

@@ -16,16 +16,21 @@ this module follows that library's rules rather than croniter's:
 
 Each tick is the real scheduled event: name ``inngest/scheduled.timer``, id = the scheduled
 time (RFC 3339, UTC), data ``{cron, scheduledAt, fireAt}``. The run is scheduled directly
-and deduplicated by that id.
+and deduplicated by that id. A trigger's ``jitter`` (1 s to 5 min) delays each firing by a
+deterministic per-slot offset between 1 s and the jitter, as the server does: ``scheduledAt``
+stays the slot, ``fireAt`` is the later moment.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import zlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .durations import DurationError, go_duration, parse_duration_ms
 
 CRON_EVENT = "inngest/scheduled.timer"
 MAX_CATCH_UP = 100
@@ -37,6 +42,7 @@ DAYS = {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "s
 FIELDS = (("minute", 0, 59, None), ("hour", 0, 23, None), ("day of month", 1, 31, None),
           ("month", 1, 12, MONTHS), ("day of week", 0, 6, DAYS))
 _NUMBER = re.compile(r"^\d+$")
+MIN_JITTER_MS, MAX_JITTER_MS = 1_000, 300_000
 SLACK = timedelta(hours=3)
 
 
@@ -145,6 +151,31 @@ def validate(expr: str) -> str | None:
     return None
 
 
+def jitter_problem(jitter: str | None) -> str | None:
+    """The server's sync error for a bad ``jitter``; None when it is fine (or absent)."""
+    if jitter is None or not str(jitter).strip():
+        return None
+    try:
+        ms = parse_duration_ms(jitter)
+    except DurationError:
+        return f"'{jitter}' isn't a valid jitter duration"
+    if 0 < ms < MIN_JITTER_MS:
+        return f"cron jitter must be at least {go_duration(MIN_JITTER_MS)}"
+    if ms > MAX_JITTER_MS:
+        return f"cron jitter must be less than or equal to {go_duration(MAX_JITTER_MS)}"
+    return None
+
+
+def jitter_offset_ms(jitter: str | None, seed: str) -> int:
+    """A fixed offset in [1 s, jitter) for one slot (0 without jitter)."""
+    if jitter_problem(jitter) is not None or not jitter:
+        return 0
+    span = parse_duration_ms(jitter)
+    if span <= MIN_JITTER_MS:
+        return MIN_JITTER_MS if span else 0
+    return MIN_JITTER_MS + zlib.crc32(seed.encode()) % (span - MIN_JITTER_MS)
+
+
 def next_tick_ms(expr: str, after_ms: int) -> int:
     """The first tick strictly after ``after_ms`` (engine ms), as engine ms."""
     schedule = parse(expr)
@@ -207,16 +238,18 @@ class CronTicker:
         for fn in engine.store.functions.values():
             for trigger in fn.triggers:
                 if trigger.get("cron"):
-                    self._schedule(fn.slug, trigger["cron"], now)
+                    self._schedule(fn.slug, trigger["cron"], now, jitter=trigger.get("jitter"))
 
-    def _schedule(self, slug: str, expr: str, after_ms: int, caught_up: int = 0) -> None:
+    def _schedule(self, slug: str, expr: str, after_ms: int, caught_up: int = 0,
+                  jitter: str | None = None) -> None:
         try:
             at = next_tick_ms(expr, after_ms)
         except CronError:
             return                              # never fires (e.g. 31 Feb); sync said valid
-        self.engine.timer("cron", "", at, internal=False,
+        fire_at = at + jitter_offset_ms(jitter, f"{slug}:{expr}:{at}")
+        self.engine.timer("cron", "", fire_at, internal=False,
                           payload={"function": slug, "cron": expr, "scheduled": at,
-                                   "caught_up": caught_up})
+                                   "caught_up": caught_up, "jitter": jitter})
 
     def fire(self, item) -> None:
         engine = self.engine
@@ -237,9 +270,12 @@ class CronTicker:
             following = None
         if following is not None:
             self._schedule(slug, expr, following - 1,
-                           caught_up=caught_up + 1 if following <= now else 0)
+                           caught_up=caught_up + 1 if following <= now else 0,
+                           jitter=item.payload.get("jitter"))
+        # fireAt is the planned firing (the slot plus any jitter), as the server computes it,
+        # also when a clock jump reaches it late.
         event = engine.record_event(
-            CRON_EVENT, {"cron": expr, "scheduledAt": _iso(scheduled), "fireAt": _iso(now)},
+            CRON_EVENT, {"cron": expr, "scheduledAt": _iso(scheduled), "fireAt": _iso(item.at)},
             event_id=_iso(scheduled))
         if engine.first_in_a_day(fn, event):
             engine.create_run(fn, [event], cron=expr)

@@ -44,7 +44,8 @@ def validate_function(fn: dict) -> list[str]:
         say(f"{slug}: at most 10 triggers")
     for trig in triggers:
         if trig.get("cron"):
-            problem = cron.validate(trig["cron"])    # robfig/cron rules, TZ= prefix included
+            problem = (cron.validate(trig["cron"])   # robfig/cron rules, TZ= prefix included
+                       or cron.jitter_problem(trig.get("jitter")))
             if problem:
                 say(f"{slug}: {problem}")
         elif trig.get("event"):
