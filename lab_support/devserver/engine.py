@@ -104,7 +104,7 @@ class Engine:
         self.tier = tiers.plan_named(name)
         self.store.set_meta(tiers.META_KEY, self.tier.tier if self.tier else None)
         tiers.purge_history(self)
-        self.scheduler.poke()
+        self.scheduler.requeue_blocked()      # calls held back by the old plan's step limit
         return self.tier
 
     def now(self) -> int:

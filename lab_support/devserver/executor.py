@@ -143,7 +143,7 @@ class Executor:
         if self.engine.retry_interval_s:
             return int(self.engine.retry_interval_s * 1000)
         base = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-        # Deterministic jitter: the same run retries at the same times on every replay.
+        # Deterministic jitter: the same run retries at the same times on every rerun.
         rng = random.Random(zlib.crc32(f"{run_id}:{attempt}".encode()))
         return int((base + rng.uniform(0, JITTER_S)) * 1000)
 

@@ -251,6 +251,15 @@ class Scheduler:
         finally:
             self.holds.pop(item.id, None)
 
+    def requeue_blocked(self) -> None:
+        """Give every call waiting for a slot another try (the limits themselves changed)."""
+        for key in list(self.backlog):
+            for waiting in self.backlog.pop(key, []):
+                if self.engine.store.items.get(waiting.id) is waiting:
+                    heapq.heappush(self._ready, (self.engine.priority_key(waiting),
+                                                 waiting.seq, waiting.id))
+        self.poke()
+
     def release(self, item: Item) -> None:
         self.engine.step_stats.ended(item)
         for key in item.payload.pop("held", []):
