@@ -117,6 +117,7 @@ def test_hobby_caps_executing_steps_account_wide_and_refuses_long_sleeps(lab, fr
 def test_hobby_refuses_a_batch_of_50_at_sync_with_the_plans_message(fresh_engine):
     other = Lab()
     try:
+        other.start([cap.bulk_write], engine=fresh_engine.url, quiet=True)   # no plan: fine
         with pytest.raises(HostError, match="batch_size_too_large: Configured batch size is "
                                             "too large.*at most 5 events"):
             other.start([cap.bulk_write], engine=fresh_engine.url, tier="hobby", quiet=True)

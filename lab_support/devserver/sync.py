@@ -160,7 +160,8 @@ def register(engine, body: bytes) -> tuple[int, dict]:
     checksum = hashlib.sha256(body).hexdigest()
     app_id = stable_uuid("app", app_name)
     existing = engine.store.apps.get(app_name)
-    if existing and existing.checksum == checksum and not existing.error:
+    if existing and existing.checksum == checksum and not existing.error \
+            and not tiers.sync_problems(engine.tier, functions):   # a new plan re-checks
         return 200, {"ok": True, "modified": False, "sync_id": stable_uuid("sync", checksum),
                      "app_id": app_id}
     problems = [p for fn in functions for p in validate_function(fn)]
