@@ -15,7 +15,7 @@ from .client import parse_time, to_rfc3339
 if TYPE_CHECKING:
     from .lab_object import Lab
 
-CHAOS_MODES = ("raise", "http_503", "timeout", "lose_response")
+CHAOS_MODES = ("raise", "http_503", "timeout", "lose_response")   # fail_step's; slow_step below
 CHAOS_SCOPES = ("run", "any")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -91,10 +91,12 @@ class Chaos:
     """Fault injection in the embedded engine: make a chosen step of a function fail its
     next ``times`` attempts. Modes: raise (the step errors before its body runs), http_503
     and timeout (the call to your host fails), lose_response (the body runs, then the
-    engine drops the answer, so the step runs again: the side-effect window).
-    A rule never leaks into a run you did not mean: it belongs to the first run that reaches
-    the step; in a notebook, a rule no run reached by the end of its cell is removed (pass
-    keep=True to arm one for a later cell); lab.start, lab.update and lab.reset clear all."""
+    engine drops the answer, so the step runs again: the side-effect window). ``slow_step``
+    makes a step take a while of engine time while it holds its concurrency slot.
+    A failure rule never leaks into a run you did not mean: it belongs to the first run that
+    reaches the step; in a notebook, one no run reached by the end of its cell is removed
+    (keep=True arms one for a later cell); lab.start, lab.update and lab.reset clear them.
+    A slow_step rule models the work itself: it stays until clear() or lab.reset()."""
 
     def __init__(self, lab: "Lab") -> None:
         self._lab = lab
@@ -133,6 +135,24 @@ class Chaos:
     def lose_response(self, function: Any, step: str, times: int = 1, **kwargs) -> dict:
         return self.fail_step(function, step, times, mode="lose_response", **kwargs)
 
+    def slow_step(self, function: Any, step: str, duration: Any, times: int | None = None) -> dict:
+        """Make ``step`` take ``duration`` of *engine* time (timedelta, seconds or '8s') while
+        it keeps its concurrency slot: "each email takes 8 s" without time.sleep, and without
+        a step.sleep (which would free the slot). The body runs once, at the start; its result
+        arrives ``duration`` later. The virtual clock may jump to that moment (it is work of a
+        run in progress), never past it. ``times=None``: every call until ``clear()``."""
+        seconds = to_seconds(duration)
+        if seconds <= 0:
+            raise ValueError("duration must be more than zero, e.g. '8s'")
+        if times is not None and (not isinstance(times, int) or times < 1):
+            raise ValueError(f"times is a whole number >= 1, or None for every call; got {times!r}")
+        if not step or not isinstance(step, str):
+            raise ValueError("step is the step id you gave ctx.step.run, e.g. 'send-email'")
+        slug = self._lab._slug(function)
+        return self._api().lab_call("POST", "chaos", "lab.chaos.slow_step",
+                                    {"function": slug, "step": step, "times": times,
+                                     "mode": "slow", "duration": seconds})
+
     def rules(self) -> list[dict]:
         body = self._api().lab_get("chaos", "lab.chaos")
         return body.get("data", body) if isinstance(body, dict) else body
@@ -142,14 +162,16 @@ class Chaos:
         self._api().lab_call("DELETE", "chaos", "lab.chaos")
 
     def clear_leftovers(self) -> list[dict]:
-        """Remove every rule with failures left (lab.start / lab.update call this, so new
-        code starts without faults armed for the old one). Returns the removed rules."""
+        """Remove every failure rule with failures left (lab.start / lab.update call this,
+        so new code starts without faults armed for the old one; slow_step rules, a model of
+        the work, stay). Returns the removed rules."""
         api = self._lab.api
         if api is None or api.kind != "embedded":
             return []
-        left = [r for r in self.rules() if r.get("remaining", 0) > 0]
-        if left:
-            self.clear()
+        left = [r for r in self.rules() if r.get("mode") != "slow"
+                and (r.get("remaining") is None or r.get("remaining", 0) > 0)]
+        for rule in left:
+            self._api().lab_call("DELETE", f"chaos/{rule['id']}", "lab.chaos")
         return left
 
     # -- a rule armed in a cell ends with that cell unless a run used it ------------------

@@ -2,7 +2,7 @@
 
 Each attempt of a step is its own segment, coloured by its outcome: ``ok``, ``retried`` (it
 failed and the engine tried again), ``failed`` (the last attempt failed), ``memo hit`` (a
-replay reused the stored output), ``cancelled`` (the run ended before it), plus ``sleeping``,
+rerun reused the stored output), ``cancelled`` (the run ended before it), plus ``sleeping``,
 ``waiting`` and ``running``. The gap between two attempts is the retry backoff.
 
 Lanes are drawn in the order their first run started. Runs of one lane that overlap get rows

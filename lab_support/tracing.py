@@ -73,7 +73,7 @@ def attempt_count(span: dict) -> int:
 
 
 def source_of(span: dict, run_status: str | None = None) -> str:
-    """How the step's value came about: memo hit (from a replay), cancelled, retried (more
+    """How the step's value came about: memo hit (from a rerun), cancelled, retried (more
     than one attempt), failed (its only attempt failed), or executed."""
     if span.get("memoized"):
         return "memo hit"
@@ -163,7 +163,7 @@ def output_value(output: dict | None) -> Any:
 
 
 def failed_step(trace: dict | None) -> dict | None:
-    """The step a replay should restart from: the first failed step span."""
+    """The step a rerun should start from: the first failed step span."""
     for span in step_spans(trace):
         if span.get("status") == "FAILED":
             return span
