@@ -223,7 +223,9 @@ def pack_rows(runs: list[RunLane], now: datetime) -> tuple[list[str], dict[str, 
 
 
 def timeline_figure(runs: list[RunLane], now: datetime, title: str = "runs",
-                    by_key: bool = False):
+                    by_key: bool = False, queued: list[tuple[datetime, int]] | None = None):
+    """``queued``: the engine's count of step calls waiting for a concurrency slot
+    (``lab.stats(...).series``), drawn dashed in the lower panel when given."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
     from matplotlib.ticker import FixedLocator, MaxNLocator
@@ -275,7 +277,7 @@ def timeline_figure(runs: list[RunLane], now: datetime, title: str = "runs",
     gantt.grid(axis="x", color="#e6e6e6", linewidth=0.6)
     gantt.set_axisbelow(True)
 
-    _draw_flight(flight, runs, now, x, by_key)
+    _draw_flight(flight, runs, now, x, by_key, queued)
     ticks = elapsed_ticks(span_s)
     flight.set_xticks(ticks, [format_elapsed(t) for t in ticks])
     flight.set_xlim(-span_s * 0.01, span_s * 1.02)
@@ -289,10 +291,18 @@ def timeline_figure(runs: list[RunLane], now: datetime, title: str = "runs",
     return fig
 
 
-def _draw_flight(ax, runs: list[RunLane], now: datetime, x, by_key: bool) -> None:
+def _draw_flight(ax, runs: list[RunLane], now: datetime, x, by_key: bool,
+                 queued: list[tuple[datetime, int]] | None = None) -> None:
     def plot(series, **style):
         if series:
             ax.step([x(t) for t, _ in series], [n for _, n in series], where="post", **style)
+
+    starts = [r.started for r in runs if r.started]
+    if queued and starts:  # only the watched window of the engine's whole history
+        window = [(t, n) for t, n in queued if min(starts) <= t <= now]
+        if any(n for _, n in window):
+            plot(window + [(now, window[-1][1])], linewidth=1.2, linestyle="--",
+                 color="#8172b3", label=f"queued for a slot (peak {peak(window)})")
 
     if by_key:
         per_key = executing_by_lane(runs, now)

@@ -98,9 +98,12 @@ def watch(lab: "Lab", target: Any, *, until: Any = "done", lane: Any = "run",
         last = finished or time.monotonic() >= deadline
         if in_kernel() or last:
             now = lab.clock.now() if memo else datetime.now(timezone.utc)
-            fig = timeline_figure(lanes, now, title=summary_text(lanes), by_key=by_key)
+            stats = _engine_stats(lab, runs, lane) if memo else None
+            queued = _queued(stats)
+            fig = timeline_figure(lanes, now, title=summary_text(lanes), by_key=by_key,
+                                  queued=queued)
             show_figure(fig, alt=summary_text(lanes), display_id=display_id, update=shown)
-            show(text=caption(lanes), display_id=display_id + "-caption", update=shown)
+            show(text=caption(lanes, stats), display_id=display_id + "-caption", update=shown)
             shown = True
         if last:
             result = WatchResult(lanes)
@@ -109,8 +112,36 @@ def watch(lab: "Lab", target: Any, *, until: Any = "done", lane: Any = "run",
         time.sleep(interval)
 
 
-def caption(lanes: list[RunLane]) -> str:
-    return "\n".join([summary_text(lanes), *attempts_text(lanes)])
+def _engine_stats(lab: "Lab", runs: list[dict], lane: Any):
+    """The engine's own count of executing steps (``lab.stats``) when the runs are of one
+    function: it also sees the calls queued for a concurrency slot, which traces cannot.
+    Counted over the function's whole history since the last reset."""
+    slugs = {(r.get("function") or {}).get("slug") for r in runs}
+    if len(slugs) != 1 or None in slugs or not callable(getattr(lab, "stats", None)):
+        return None
+    key = lane if isinstance(lane, str) and lane.startswith("event.") else None
+    try:
+        return lab.stats(slugs.pop(), key=key)
+    except (LabClientError, ValueError):
+        return None  # an engine without step stats: the traces still tell the story
+
+
+def _queued(stats) -> list | None:
+    series = getattr(stats, "series", None)
+    if series is None or "queued" not in series or not len(series) or not series["queued"].any():
+        return None
+    return [(t.to_pydatetime(), int(n)) for t, n in zip(series["time"], series["queued"],
+                                                        strict=True)]
+
+
+def caption(lanes: list[RunLane], stats=None) -> str:
+    lines = [summary_text(lanes), *attempts_text(lanes)]
+    if stats is not None:
+        line = f"engine count (lab.stats): peak {stats.peak} step(s) executing at once"
+        if stats.key and stats.peaks:
+            line += f"; per {stats.key}: max {max(stats.peaks.values())}"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 class WatchResult(list, ShownInCell):

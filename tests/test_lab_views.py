@@ -243,3 +243,12 @@ def test_run_list_is_a_list_with_a_table():
     assert runs.ids == ["r1"] and runs[0]["status"] == "COMPLETED"
     assert "app-a" in runs._repr_html_()
     assert list(runs.frame()["function"]) == ["app-a"]
+
+
+def test_the_engines_queue_is_drawn_when_given():
+    runs = [lane("r1", "c-1", 0, 10, [dict(LOAD, startedAt=at(0), endedAt=at(10))])]
+    queued = [(T0 - timedelta(seconds=50), 4),  # before the watched window: left out
+              (T0 + timedelta(seconds=1), 3), (T0 + timedelta(seconds=6), 0)]
+    fig = timeline_figure(runs, now=T0 + timedelta(seconds=10), queued=queued)
+    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert "queued for a slot (peak 3)" in labels
