@@ -9,7 +9,8 @@ import pytest
 
 from lab_support.lab_object import Lab
 from lab_support.swap import crash, dbos_side, email_steps, inngest_email
-from worker_helpers import wait_until
+from lab_support.swap.side_by_side import crash_both, restart_host
+
 
 pytest_plugins = ["worker_helpers"]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -45,14 +46,14 @@ def dbos(worker_db, swap_dir):
 
 
 def test_both_engines_resume_after_the_same_crash_with_the_same_audit_rows(inngest_lab, dbos):
-    crash.arm("before-save-draft")
+    crash.arm("before-save-draft", "inngest")
     event_ids = inngest_lab.send("swap/email.received", EMAIL, id="test-swap-inngest")
-    wait_until(lambda: not crash.armed(), timeout=120, message="the Inngest host never crashed")
-    inngest_lab.restart_host()
+    crash.wait_fired("before-save-draft", "inngest", timeout=120)
+    restart_host(inngest_lab)
     run = inngest_lab.wait(event_ids[0], timeout=120)
     assert run["status"] == "COMPLETED", run
 
-    crash.arm("before-save-draft")
+    crash.arm("before-save-draft", "dbos")
     workflow_id = dbos.send("test-swap-dbos", EMAIL)
     assert dbos.worker.wait_exit(timeout=120) == -9     # killed by its own crash point
     with pytest.raises(dbos_side.DBOSSideError, match="no DBOS worker is running"):
@@ -74,19 +75,15 @@ def test_both_engines_resume_after_the_same_crash_with_the_same_audit_rows(innge
 
 def test_a_crash_after_the_side_effect_repeats_it_on_both_engines(inngest_lab, dbos):
     """Neither engine can know a step's write happened if the process died before the step's
-    result was recorded: both run the step again (at least once)."""
-    crash.arm("after-save-draft")
-    event_ids = inngest_lab.send("swap/email.received", EMAIL, id="test-swap-inngest-late")
-    wait_until(lambda: not crash.armed(), timeout=120, message="the Inngest host never crashed")
-    inngest_lab.restart_host()
-    assert inngest_lab.wait(event_ids[0], timeout=120)["status"] == "COMPLETED"
-
-    crash.arm("after-save-draft")
-    workflow_id = dbos.send("test-swap-dbos-late", EMAIL)
-    dbos.worker.wait_exit(timeout=120)
-    dbos.start()
-    assert dbos.wait(workflow_id, timeout=120).status == "SUCCESS"
-
+    result was recorded: both run the step again (at least once); write_once fixes both."""
+    ids = {"inngest": "test-swap-inngest-late", "dbos": "test-swap-dbos-late"}
+    assert crash_both(inngest_lab, dbos, "after-save-draft", EMAIL, ids) == \
+        {"inngest": "COMPLETED", "dbos": "SUCCESS"}
+    once = {"inngest": "test-swap-inngest-once", "dbos": "test-swap-dbos-once"}
+    crash_both(inngest_lab, dbos, "after-save-draft", {**EMAIL, "write_once": True}, once)
+    for source in once.values():
+        actions = [r["action"] for r in email_steps.audit_trail(source)]
+        assert actions == ["draft_saved", "email_drafted"], (source, actions)
     for source in ("test-swap-inngest-late", "test-swap-dbos-late"):
         actions = [r["action"] for r in email_steps.audit_trail(source)]
         assert actions == ["draft_saved", "draft_saved", "email_drafted"], (source, actions)

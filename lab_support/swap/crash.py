@@ -1,10 +1,12 @@
 """A crash both engines can suffer at the same point, and a log of what each one executed.
 
 The kernel and the worker processes share one folder (``SWAP_LAB_DIR``, set by the kernel
-before it starts a worker). ``arm("before-save-draft")`` writes ``<point>.armed`` there; the
-first step body that reaches ``crash_point("before-save-draft")`` removes the file and sends
-SIGKILL to its own process, a real crash (no exception, no cleanup, no reply to anyone).
-Removing the file first makes it one crash, whichever engine retries the step afterwards.
+before it starts a worker). ``arm("before-save-draft", "dbos")`` writes
+``dbos.before-save-draft.armed`` there; the first DBOS step body that reaches
+``crash_point("before-save-draft", "dbos")`` removes the file, notes its pid in
+``….fired`` and sends SIGKILL to its own process: a real crash (no exception, no cleanup, no
+reply to anyone). Removing the file first makes it one crash, however often the step is
+retried afterwards. ``wait_fired`` returns once that process is gone.
 
 Every step body calls ``ran(engine, step)``, which appends one line to ``executions.log``, so
 the kernel can count step executions in processes whose memory it cannot see.
@@ -31,15 +33,26 @@ def folder() -> Path:
     return path
 
 
-def arm(point: str) -> Path:
-    """Make the next step body that reaches ``point`` kill its process."""
-    marker = folder() / f"{point}.armed"
+ENGINES = ("inngest", "dbos")
+
+
+def _name(point: str, engine: str) -> str:
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    return f"{engine}.{point}"
+
+
+def arm(point: str, engine: str) -> Path:
+    """Make the next step body of ``engine`` that reaches ``point`` kill its process."""
+    name = _name(point, engine)
+    (folder() / f"{name}.fired").unlink(missing_ok=True)
+    marker = folder() / f"{name}.armed"
     marker.write_text("armed\n", encoding="utf-8")
     return marker
 
 
 def disarm_all() -> None:
-    for marker in folder().glob("*.armed"):
+    for marker in [*folder().glob("*.armed"), *folder().glob("*.fired")]:
         marker.unlink(missing_ok=True)
 
 
@@ -49,12 +62,13 @@ def armed() -> list[str]:
 
 def crash_point(point: str, engine: str) -> None:
     """Called inside step bodies: if ``point`` is armed, disarm it and die at once."""
-    marker = folder() / f"{point}.armed"
+    name = _name(point, engine)
     try:
-        marker.unlink()
+        (folder() / f"{name}.armed").unlink()
     except FileNotFoundError:
         return
     ran(engine, f"CRASH at {point}")
+    (folder() / f"{name}.fired").write_text(str(os.getpid()), encoding="utf-8")
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -77,3 +91,31 @@ def executions(engine: str | None = None) -> collections.Counter:
 
 def clear_log() -> None:
     (folder() / LOG).unlink(missing_ok=True)
+
+
+def _gone(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_fired(point: str, engine: str, timeout: float = 60) -> int:
+    """Wait until the armed ``point`` has fired and the process it killed is gone; its pid."""
+    import time
+
+    name = _name(point, engine)
+    marker, fired = folder() / f"{name}.armed", folder() / f"{name}.fired"
+    deadline = time.monotonic() + timeout
+    while True:
+        if not marker.exists() and fired.exists():
+            text = fired.read_text(encoding="utf-8").strip()
+            if text and _gone(int(text)):
+                fired.unlink(missing_ok=True)
+                return int(text)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {engine} step reached the crash point {point!r} within "
+                               f"{timeout:.0f} s: is a worker running, and did the email arrive?")
+        time.sleep(0.05)

@@ -31,6 +31,8 @@ ENGINE = "dbos"
 APP_NAME = "swap-dbos"
 QUEUE = "emails"
 WORKFLOW = "email_flow"
+GATE = "approval_gate"
+DECISION_TOPIC = "decision"
 READY = "dbos worker ready"
 QUEUE_SETTINGS = {"global_concurrency": 10, "partition_concurrency": 2,
                   "limiter": {"limit": 100, "period": 60.0}}
@@ -61,8 +63,9 @@ async def run_agent(customer: dict, thread: dict, email: dict) -> dict:
 
 
 @DBOS.step(name="save-draft-reply", **RETRY)
-async def save_draft(customer_id: str, draft: str, thread: dict, source_id: str) -> dict:
-    return await steps.save_draft(ENGINE, customer_id, draft, thread, source_id)
+async def save_draft(customer_id: str, draft: str, thread: dict, source_id: str,
+                     write_once: bool) -> dict:
+    return await steps.save_draft(ENGINE, customer_id, draft, thread, source_id, write_once)
 
 
 @DBOS.step(name="audit-handled", **RETRY)
@@ -77,9 +80,25 @@ async def email_flow(email: dict) -> dict:
     customer = await load_customer(customer_id)
     thread = await load_thread(customer_id)
     result = await run_agent(customer, thread, email)
-    draft = await save_draft(customer_id, result["draft"], thread, email["source_id"])
+    draft = await save_draft(customer_id, result["draft"], thread, email["source_id"],
+                             bool(email.get("write_once")))
     await audit(customer_id, email["source_id"], draft["id"], result["model"])
     return {"status": "drafted", "draft_id": draft["id"]}
+
+
+@DBOS.step(name="audit-decision", **RETRY)
+async def audit_decision(customer_id: str, request_id: str, decision: dict | None) -> dict:
+    return await steps.audit_decision(ENGINE, customer_id, request_id, decision)
+
+
+@DBOS.workflow(name=GATE)
+async def approval_gate(request: dict) -> dict:
+    """Inngest's ``step.wait_for_event(..., timeout=...)`` as DBOS writes it: the workflow
+    waits for a message sent *to its own id* on a topic; ``None`` after the timeout. The wait
+    is durable (a recovered workflow keeps waiting), but it runs on the wall clock."""
+    decision = await DBOS.recv_async(DECISION_TOPIC, timeout_seconds=request["timeout_s"])
+    row = await audit_decision(request["customer_id"], DBOS.workflow_id, decision)
+    return {"decision": decision, "audit": row["action"]}
 
 
 def main(argv: list[str] | None = None) -> None:

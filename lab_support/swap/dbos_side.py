@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from . import crash
-from .dbos_email import APP_NAME, QUEUE, READY, WORKFLOW
+from .dbos_email import APP_NAME, DECISION_TOPIC, GATE, QUEUE, READY, WORKFLOW
 
 SCHEMA = "swap_dbos"
 FINISHED = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
@@ -52,19 +52,25 @@ class DBOSWorker:
         self.url, self.log_path = url, Path(log_path)
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        self._offset = 0
 
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self, timeout: float = START_TIMEOUT_S) -> "DBOSWorker":
+        """Start the process and wait until it serves the queue."""
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> "DBOSWorker":
+        """Start the process without waiting (``wait_ready`` waits)."""
         if self.alive:
             return self
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "a", encoding="utf-8")
         log.write(f"--- start {self.starts + 1}\n")
         log.flush()
-        offset = self.log_path.stat().st_size
+        self._offset = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lab_support.swap.dbos_email", "--system-db", self.url,
              "--schema", SCHEMA],
@@ -72,9 +78,14 @@ class DBOSWorker:
             env=dict(os.environ, PYTHONUNBUFFERED="1"))
         log.close()
         self.starts += 1
+        return self
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> "DBOSWorker":
+        if self.proc is None:
+            raise DBOSSideError("the DBOS worker was never started")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")[offset:]
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")[self._offset:]
             if READY in text:
                 return self
             if self.proc.poll() is not None:
@@ -143,6 +154,18 @@ class DBOSSide:
         options = {"workflow_name": WORKFLOW, "queue_name": QUEUE, "workflow_id": email_id,
                    "queue_partition_key": str(data["customer_id"])}
         return self.client.enqueue(options, data).get_workflow_id()
+
+    def request_approval(self, request_id: str, customer_id: str, timeout_s: float) -> str:
+        """Start the approval gate (it waits ``timeout_s`` wall-clock seconds at most)."""
+        options = {"workflow_name": GATE, "queue_name": QUEUE, "workflow_id": request_id,
+                   "queue_partition_key": customer_id}
+        request = {"customer_id": customer_id, "timeout_s": timeout_s}
+        return self.client.enqueue(options, request).get_workflow_id()
+
+    def decide(self, request_id: str, decision: str, reviewer: str) -> None:
+        """The reviewer's click: a message to that workflow's id (DBOS's send/recv)."""
+        self.client.send(request_id, {"decision": decision, "reviewer": reviewer},
+                         DECISION_TOPIC, idempotency_key=f"decision-{request_id}")
 
     def status(self, workflow_id: str):
         found = self.client.list_workflows(workflow_ids=[workflow_id], load_input=False)

@@ -44,7 +44,8 @@ async def handle_email(ctx: inngest.Context) -> dict:
     thread = await _step(ctx, "load-thread", steps.load_thread, customer_id)
     result = await _step(ctx, "run-agent", steps.run_agent, customer, thread, email)
     draft = await _step(ctx, "save-draft-reply", steps.save_draft, customer_id,
-                        result["draft"], thread, email["source_id"])
+                        result["draft"], thread, email["source_id"],
+                        bool(email.get("write_once")))
     await _step(ctx, "audit-handled", steps.audit, customer_id, email["source_id"],
                 draft["id"], result["model"])
     return {"status": "drafted", "draft_id": draft["id"]}

@@ -1,0 +1,41 @@
+"""One email to each engine, the same crash armed in both, both workers brought back.
+
+``crash_both`` is the Break-it loop of notebook 25 and its exercise: the two crashes and the
+two restarts overlap (the DBOS worker starts while the Inngest host restarts), so the pair costs
+about one restart of wall time.
+"""
+
+from __future__ import annotations
+
+from . import crash
+
+EVENT = "swap/email.received"
+HOST_START_TIMEOUT_S = 120
+
+
+def restart_host(lab, timeout: float = HOST_START_TIMEOUT_S) -> None:
+    """``lab.restart_host()`` with a longer wait for the new process (a loaded machine can take
+    more than the lab's default 20 s to import the Worker)."""
+    host = getattr(lab, "_host", None)
+    if host is not None and hasattr(host, "alive") and not host.alive():
+        host.start(timeout=timeout)
+    lab.restart_host()
+
+
+def crash_both(lab, dbos, point: str, data: dict, email_ids: dict, *,
+               timeout: float = 120) -> dict:
+    """Send ``data`` as email ``email_ids["inngest"]`` to Inngest and ``email_ids["dbos"]`` to
+    DBOS with ``point`` armed for both; when both worker processes died there, start them
+    again and wait for both flows. Returns each engine's final status."""
+    for engine in crash.ENGINES:
+        crash.arm(point, engine)
+    event_ids = lab.send(EVENT, data, id=email_ids["inngest"])
+    dbos.send(email_ids["dbos"], data)
+    crash.wait_fired(point, "inngest", timeout=timeout)
+    crash.wait_fired(point, "dbos", timeout=timeout)
+    dbos.worker.wait_exit(timeout=timeout)
+    dbos.worker.launch()               # DBOS starts while the Inngest host restarts
+    restart_host(lab, timeout)
+    dbos.worker.wait_ready()
+    run = lab.wait(event_ids[0], timeout=timeout)
+    return {"inngest": run["status"], "dbos": dbos.wait(email_ids["dbos"], timeout=timeout).status}
