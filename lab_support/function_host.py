@@ -5,6 +5,9 @@
   engine's runs and the host's port.
 * ``process``: ``python -m lab_support.process_host`` serves functions imported from a
   module, so ``kill()`` is a real crash (SIGKILL) in the middle of a step.
+
+Both put ``host_faults.FaultInjector`` in front of the SDK: host-side chaos and Retry-After
+for real dev servers, controlled over HTTP at ``faults_url`` (a no-op until rules are set).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import httpx
 
 from .engine_process import terminate
 from .host import HostError, ThreadedHost, free_port
+from .host_faults import CONTROL_PATH, FaultInjector
 
 SERVE_PATH = "/api/inngest"
 PROCESS_READY_TIMEOUT_S = 20.0
@@ -80,11 +84,16 @@ class ThreadHost:
 
     def __init__(self, app, port: int | None = None) -> None:
         self.swappable = SwappableApp(app)
-        self._server = ThreadedHost(self.swappable, port=port)
+        self.faults = FaultInjector(self.swappable)  # outside the swap: rules survive update()
+        self._server = ThreadedHost(self.faults, port=port)
 
     @property
     def url(self) -> str:
         return self._server.url + SERVE_PATH
+
+    @property
+    def faults_url(self) -> str:
+        return self._server.url + CONTROL_PATH
 
     def start(self, timeout: float = 5.0) -> "ThreadHost":
         self._server.start(timeout=timeout)
@@ -138,6 +147,10 @@ class ProcessHost:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}{SERVE_PATH}"
+
+    @property
+    def faults_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{CONTROL_PATH}"
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "lab_support.process_host", "--module", self.module,

@@ -37,9 +37,10 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from .function_host import build_app, make_client
+    from .host_faults import FaultInjector
 
     functions = collect_functions(args.module, args.fn_id)
-    app = build_app(make_client(args.app_id, args.engine), functions)
+    app = FaultInjector(build_app(make_client(args.app_id, args.engine), functions))
     print(f"process host serving {len(functions)} function(s) on port {args.port}", flush=True)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
