@@ -117,7 +117,7 @@ def wait_for(lab: "Lab", target: Any, status: Any = None, timeout: float = 30.0)
                 continue
             found = _runs_of(api, t)
             if found is None and t not in run_ids:
-                if now - started >= UNKNOWN_GRACE_S:
+                if now - started >= min(UNKNOWN_GRACE_S, timeout):
                     raise ValueError(f"{t!r} is neither a run id nor an event id this engine "
                                      "knows.")
                 continue
@@ -140,7 +140,7 @@ def wait_for(lab: "Lab", target: Any, status: Any = None, timeout: float = 30.0)
         if ready:
             ordered = list({r: runs[r] for t in targets for r in run_ids[t]}.values())
             return ordered[0] if len(ordered) == 1 else ordered
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline and all(t in run_ids for t in targets):
             raise RunWaitTimeout(_timeout_message(summary, pending_events, timeout, lab))
         time.sleep(POLL_S)
 
