@@ -9,7 +9,8 @@ notebook when it acts:
 * ``lab.clock.advance`` / ``to_next_timer``: the lab keeps a schedule cursor (wall time until
   moved) and fires every cron tick of the served functions that falls in the window, by
   invoking the function with the data a cron run carries (``cron``, ``scheduledAt``,
-  ``fireAt``). Sleeps, retries and waits still take their real time (write ``lab.hours``).
+  ``fireAt``), then waits (bounded) until the runs they started, and their fan-out, are
+  finished. Sleeps, retries and waits still take their real time (write ``lab.hours``).
   With no cron function to fire they raise ``NotOnRealServer``, as ``auto`` always does.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,10 @@ CHAOS_MODES = ("raise", "http_503", "timeout", "lose_response")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_REAL_TICKS = 60  # cron ticks one real-server advance may fire
+# After firing ticks on a real server: wait (bounded) until the runs they started, and the runs
+# those started, are listed and finished, as the embedded engine's advance has them at once.
+SETTLE_QUIET_S = 1.5
+SETTLE_TIMEOUT_S = 60.0
 
 
 def real_server_notice(text: str) -> None:
@@ -140,19 +146,43 @@ class Clock:
     def _fire_real(self, ticks: list, until: datetime) -> dict:
         api = self._api()
         fired = []
+        since = datetime.now(timezone.utc) - timedelta(seconds=2)
         for tick, fn, expression in ticks:
             when = to_rfc3339(tick.astimezone(timezone.utc).replace(microsecond=0))
             api.invoke_function(fn.id, {"cron": expression, "scheduledAt": when,
                                         "fireAt": when})
             fired.append({"function": fn.id, "scheduledAt": when})
         self._cursor = max(self._cursor or until, until)
+        settled = self._settle(since, len(fired)) if fired else True
         names = ", ".join(f"{f['function']} @ {f['scheduledAt']}" for f in fired) or "none"
         real_server_notice(
             f"no virtual clock here: the lab moved its schedule cursor to "
             f"{to_rfc3339(self._cursor)} and fired {len(fired)} cron tick(s) by invoking the "
-            f"function with the tick's data ({names}). Sleeps, retries and waits keep "
-            "wall-clock time.")
+            f"function with the tick's data ({names})"
+            + ("" if settled else f"; some runs were still going after {SETTLE_TIMEOUT_S:.0f} s")
+            + ". Sleeps, retries and waits keep wall-clock time.")
         return {"mode": "real", "now": to_rfc3339(self._cursor), "fired": fired}
+
+    def _settle(self, since: datetime, at_least: int) -> bool:
+        """Until this app's runs since ``since`` number ``at_least``, are all finished and
+        none has been added for ``SETTLE_QUIET_S``; False when that takes too long."""
+        from .runs import is_terminal
+
+        api = self._api()
+        fn_ids = [api.function_id(fn.id) for fn in self._lab.functions]
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        seen: set[str] = set()
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            runs = api.runs(function_ids=fn_ids, since=since)
+            ids = {r["id"] for r in runs}
+            if ids != seen:
+                seen, quiet_since = ids, time.monotonic()
+            elif len(ids) >= at_least and all(is_terminal(r) for r in runs) \
+                    and time.monotonic() - quiet_since >= SETTLE_QUIET_S:
+                return True
+            time.sleep(0.25)
+        return False
 
     def auto(self, enabled: bool = True, until: datetime | str | None = None) -> dict:
         """Turn auto-advance on or off (``until`` bounds how far it may jump)."""

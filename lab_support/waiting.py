@@ -72,6 +72,13 @@ def _runs_of(api, target: str) -> list[str] | None:
         return None
 
 
+def _event_runs(api, event_id: str) -> list[str] | None:
+    try:
+        return [r["run_id"] for r in api.event_runs(event_id)]
+    except LabClientError:
+        return None
+
+
 def duplicate_runs(api, event_id: str) -> tuple[list[str], str] | None:
     """When ``event_id`` carries a sender's id that another copy already used, the runs
     that copy started and a sentence saying so; None when there is no such copy (yet)."""
@@ -108,14 +115,21 @@ def wait_for(lab: "Lab", target: Any, status: Any = None, timeout: float = 30.0)
     deadline = started + timeout
     progress = Progress()
     run_ids: dict[str, list[str]] = {}
+    final: set[str] = set()  # targets whose runs cannot change: run ids, resolved duplicates
     dedup_checked: dict[str, float] = {}
     runs: dict[str, dict] = {}
     while True:
         now = time.monotonic()
+        grew = False
         for t in targets:
-            if run_ids.get(t):
+            if t in final:
                 continue
-            found = _runs_of(api, t)
+            if run_ids.get(t):  # an event with runs: more may still appear (fan-out)
+                found = _event_runs(api, t)
+            else:
+                found = _runs_of(api, t)
+                if found == [t]:
+                    final.add(t)
             if found is None and t not in run_ids:
                 if now - started >= min(UNKNOWN_GRACE_S, timeout):
                     raise ValueError(f"{t!r} is neither a run id nor an event id this engine "
@@ -127,14 +141,17 @@ def wait_for(lab: "Lab", target: Any, status: Any = None, timeout: float = 30.0)
                 duplicate = duplicate_runs(api, t)
                 if duplicate is not None:
                     found, note = duplicate
+                    final.add(t)
                     show(text=note)
-            run_ids[t] = found or []
+            found = found or run_ids.get(t) or []
+            grew = grew or len(found) > len(run_ids.get(t) or [])
+            run_ids[t] = found
         for run_id in [r for ids in run_ids.values() for r in ids]:
             if run_id not in runs or not _done(runs[run_id], want):
                 runs[run_id] = api.run(run_id)  # GraphQL: live status on both engines
                 _check_reachable(runs[run_id], want)
         pending_events = [t for t in targets if not run_ids.get(t)]
-        ready = not pending_events and all(_done(r, want) for r in runs.values())
+        ready = not pending_events and not grew and all(_done(r, want) for r in runs.values())
         summary = _summary(runs, pending_events, want)
         progress.update(summary, final=ready)
         if ready:
