@@ -32,6 +32,9 @@ EPOCH = "1970-01-01T00:00:00Z"
 NOT_FOUND_MARKERS = ("no rows in result set", "not found", "no root span found")
 NOT_FOUND_WAIT_S = 5.0
 NOT_FOUND_POLL_S = 0.05
+# A real server's trace catches up after the run's status: read it until two reads agree.
+TRACE_SETTLE_S = 3.0
+TRACE_SETTLE_POLL_S = 0.3
 
 RUN_FIELDS = """id status queuedAt startedAt endedAt output triggerIDs eventName
   function { slug name }"""
@@ -83,6 +86,17 @@ def parse_time(value: str | None) -> datetime | None:
         frac = "".join(itertools.takewhile(str.isdigit, rest))
         text = f"{head}.{frac[:6].ljust(6, '0')}{rest[len(frac):]}"
     return datetime.fromisoformat(text)
+
+
+def _attempts_as_counts(span: dict | None) -> dict | None:
+    """A real server's span ``attempts`` is the last attempt's 0-based index; the embedded
+    engine's (and every caller's) is a count."""
+    if not span:
+        return span
+    out = dict(span, attempts=int(span.get("attempts") or 0) + 1)
+    if span.get("childrenSpans"):
+        out["childrenSpans"] = [_attempts_as_counts(c) for c in span["childrenSpans"]]
+    return out
 
 
 class EngineClient:
@@ -248,7 +262,18 @@ class EngineClient:
             name status startedAt endedAt outputID
             childrenSpans {{ {SPAN_FIELDS}{extra}
               childrenSpans {{ name status attempts startedAt endedAt outputID }} }} }} }}"""
-        return self.gql(query, {"id": run_id}, not_found_wait=NOT_FOUND_WAIT_S)["runTrace"]
+        trace = self.gql(query, {"id": run_id}, not_found_wait=NOT_FOUND_WAIT_S)["runTrace"]
+        if self.kind == "embedded":
+            return trace
+        # The real server writes spans after the run's status, and counts attempts from 0.
+        deadline = time.monotonic() + TRACE_SETTLE_S
+        while time.monotonic() < deadline:
+            time.sleep(TRACE_SETTLE_POLL_S)
+            again = self.gql(query, {"id": run_id})["runTrace"]
+            if again == trace:
+                break
+            trace = again
+        return _attempts_as_counts(trace)
 
     def span_output(self, output_id: str) -> dict:
         query = """query($id:String!) { runTraceSpanOutputByID(outputID:$id) {

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from . import tracing
-from .client import EngineClient, LabClientError
+from .client import EngineClient, LabClientError, NotOnRealServer
 from .controls import Chaos, Clock
 from .display import show, table_html
 from .engines import (
@@ -127,6 +127,12 @@ class Lab:
                       timeout=10).raise_for_status()
         except httpx.HTTPError as exc:
             raise HostError(f"The function host did not take its settings: {exc}") from exc
+
+    def require_embedded(self, what: str) -> None:
+        """Raise ``NotOnRealServer`` on a real dev server: in a graded check, for a property
+        only the embedded engine shows (the check is then recorded skipped, not failed)."""
+        if self._require_engine().kind != "embedded":
+            raise NotOnRealServer(f"{what} cannot be observed on a real dev server.")
 
     def embedded_only(self, what_you_would_see: str) -> bool:
         """For a cell with no real-server equivalent: True on the embedded engine; on a real

@@ -6,12 +6,14 @@ Pure functions (no HTTP), so they are tested on recorded trace shapes.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 from .client import parse_time
 
 COLUMNS = ["step", "op", "attempts", "started", "ended", "status", "source", "output"]
 SUMMARY_CHARS = 60
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def summarize(value: Any, limit: int = SUMMARY_CHARS) -> str:
@@ -30,34 +32,64 @@ def summarize(value: Any, limit: int = SUMMARY_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# Which of several spans of one step tells its final state: a real server leaves stale
+# copies behind (a planned span still QUEUED, an attempt still RUNNING) next to the final one.
+_STATUS_RANK = {"COMPLETED": 6, "FAILED": 5, "CANCELLED": 4, "SKIPPED": 3, "WAITING": 2,
+                "RUNNING": 1, "QUEUED": 0}
+
+
+def attempt_count(span: dict) -> int:
+    """Attempts of one span: its ``Attempt N`` children or its ``attempts`` count (the client
+    turns a real server's 0-based attempt index into a count), whichever is more."""
+    children = [c for c in span.get("childrenSpans") or []
+                if str(c.get("name", "")).startswith("Attempt")]
+    return max(len(children), int(span.get("attempts") or 0), 1)
+
+
 def step_spans(trace: dict | None) -> list[dict]:
-    """The step spans of a trace, once each (the real server sometimes lists a step twice)."""
-    seen: set[tuple] = set()
-    out = []
+    """The step spans of a trace, one per step. A real server may list a step several times
+    (a planned copy, stale attempt copies, a copy per retry); they are merged into one span
+    with the most final status, the most attempts, the earliest start and the latest end."""
+    groups: dict[tuple, list[dict]] = {}
     for span in (trace or {}).get("childrenSpans") or []:
         if not span.get("stepID") and not span.get("stepOp"):
             continue  # function-level spans ("function success", "Finalization", ...)
-        key = (span.get("stepID"), span.get("name"), span.get("startedAt"))
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(span)
-    return out
+        groups.setdefault((span.get("stepID"), span.get("name")), []).append(span)
+    return [_merge(spans) for spans in groups.values()]
+
+
+def _merge(spans: list[dict]) -> dict:
+    if len(spans) == 1:
+        return spans[0]
+    # A completed copy is final; otherwise the copy of the latest attempt, terminal first.
+    best = max(spans, key=lambda sp: (sp.get("status") == "COMPLETED", attempt_count(sp),
+                                      _STATUS_RANK.get(sp.get("status"), -1),
+                                      bool(sp.get("outputID"))))
+    merged = dict(best)
+    merged["stepOp"] = best.get("stepOp") or next((sp["stepOp"] for sp in spans
+                                                   if sp.get("stepOp")), None)
+    merged["attempts"] = max(attempt_count(sp) for sp in spans)
+    merged["childrenSpans"] = max((sp.get("childrenSpans") or [] for sp in spans), key=len)
+    starts = [sp["startedAt"] for sp in spans if sp.get("startedAt")]
+    ends = [sp["endedAt"] for sp in spans if sp.get("endedAt")]
+    merged["startedAt"] = min(starts, key=parse_time) if starts else None
+    merged["endedAt"] = max(ends, key=parse_time) if ends else None
+    merged["memoized"] = any(sp.get("memoized") for sp in spans)
+    return merged
 
 
 def source_of(span: dict) -> str:
     """How the step's value came about: executed now, memo hit (from a replay), retried."""
     if span.get("memoized"):
         return "memo hit"
-    attempts = span.get("attempts") or len(span.get("childrenSpans") or []) or 1
-    return "retried" if attempts > 1 else "executed"
+    return "retried" if attempt_count(span) > 1 else "executed"
 
 
 def trace_rows(trace: dict | None, outputs: dict[str, Any] | None = None) -> list[dict]:
     outputs = outputs or {}
     rows = []
     for span in step_spans(trace):
-        attempts = span.get("attempts") or len(span.get("childrenSpans") or []) or 1
+        attempts = attempt_count(span)
         output = outputs.get(span.get("outputID") or "")
         rows.append({
             "step": span.get("name"),
@@ -83,11 +115,11 @@ def output_value(output: dict | None) -> Any:
 
 
 def failed_step(trace: dict | None) -> dict | None:
-    """The step a replay should restart from: the first failed step span."""
-    for span in step_spans(trace):
-        if span.get("status") == "FAILED":
-            return span
-    return None
+    """The step a replay should restart from: the failed step that started last (the one that
+    failed the run; an earlier failure was caught or retried)."""
+    failed = [span for span in step_spans(trace) if span.get("status") == "FAILED"]
+    return max(failed, key=lambda sp: parse_time(sp.get("startedAt")) or _EPOCH,
+               default=None)
 
 
 def trace_frame(rows: list[dict]):
