@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -231,7 +232,7 @@ class EngineClient:
         while len(out) < limit:
             page = self.gql(query, {"first": min(100, limit - len(out)), "after": after,
                                     "filter": flt})["runs"]
-            out += [edge["node"] for edge in page["edges"]]
+            out += [self._with_rest_status(edge["node"]) for edge in page["edges"]]
             if not page["pageInfo"]["hasNextPage"] or not page["edges"]:
                 break
             after = page["pageInfo"]["endCursor"]
@@ -249,11 +250,31 @@ class EngineClient:
             except RunNotFound:
                 data = {}
             if data.get("run"):
-                return data["run"]
+                return self._with_rest_status(data["run"])
             if time.monotonic() >= deadline:
                 raise RunNotFound(f"No run with id {run_id!r}"
                                   + (f" after {wait:.0f} s." if wait else "."))
             time.sleep(NOT_FOUND_POLL_S)
+
+    def _with_rest_status(self, run: dict) -> dict:
+        """On a real server, GraphQL's run status can stay RUNNING after the run finished (its
+        trace row missed the finish under load) and run lists carry no output; REST
+        ``/v1/runs/{id}`` has both (and, unlike ``/v1/events/{id}/runs``, is accurate)."""
+        if self.kind == "embedded" or (run.get("status") in TERMINAL
+                                       and run.get("output") is not None):
+            return run
+        try:
+            rest = (self._get_json(f"/v1/runs/{run['id']}") or {}).get("data") or {}
+        except LabClientError:
+            return run
+        status = REST_TO_GQL.get(rest.get("status", ""))
+        if status not in TERMINAL:
+            return run
+        output = run.get("output")
+        if output is None and "output" in rest:  # REST decodes it; GraphQL's is JSON text
+            output = json.dumps(rest["output"])
+        return dict(run, status=status, endedAt=run.get("endedAt") or rest.get("ended_at"),
+                    output=output)
 
     def trace(self, run_id: str, *, memo_field: bool = False) -> dict:
         """The run's root span with step spans (and their attempts) as children."""

@@ -48,16 +48,26 @@ def real_server_notice(text: str) -> None:
                     f"<b>real dev server</b> &mdash; {html.escape(text)}</div>"))
 
 
+def _crons_of(fn) -> list[str]:
+    return [t.cron for t in getattr(fn, "_triggers", []) if getattr(t, "cron", None)]
+
+
+def next_cron_ticks(functions: list, after: datetime) -> list[tuple[datetime, Any, str]]:
+    """The next tick of every cron trigger after ``after``, earliest first."""
+    import croniter
+
+    ticks = [(croniter.croniter(expression, after).get_next(datetime), fn, expression)
+             for fn in functions for expression in _crons_of(fn)]
+    return sorted(ticks, key=lambda t: (t[0], t[1].id))
+
+
 def cron_ticks(functions: list, after: datetime, until: datetime) -> list[tuple[datetime, Any, str]]:
     """(tick, function, cron) for every cron trigger tick in (after, until], in time order."""
     import croniter
 
     ticks = []
     for fn in functions:
-        for trigger in getattr(fn, "_triggers", []):
-            expression = getattr(trigger, "cron", None)
-            if not expression:
-                continue
+        for expression in _crons_of(fn):
             it = croniter.croniter(expression, after)
             while (tick := it.get_next(datetime)) <= until:
                 ticks.append((tick, fn, expression))
@@ -126,15 +136,14 @@ class Clock:
         """Jump to the next pending timer of any kind (sleep, wait timeout, cron tick...)."""
         if self._api().kind != "embedded":
             functions, start = self._crons("lab.clock.to_next_timer"), self.now()
-            ticks = cron_ticks(functions, start, start + timedelta(days=400))
+            ticks = next_cron_ticks(functions, start)
             first = [t for t in ticks if t[0] == ticks[0][0]] if ticks else []
             return self._fire_real(first, first[0][0] if first else start)
         return self._api().lab_call("POST", "clock/advance", "lab.clock.to_next_timer",
                                     {"to_next_timer": True})
 
     def _crons(self, feature: str) -> list:
-        functions = [fn for fn in self._lab.functions
-                     if any(getattr(t, "cron", None) for t in getattr(fn, "_triggers", []))]
+        functions = [fn for fn in self._lab.functions if _crons_of(fn)]
         if not functions:
             raise NotOnRealServer(
                 f"{feature}: a real Inngest dev server runs on wall-clock time, and the lab "

@@ -55,7 +55,25 @@ def step_spans(trace: dict | None) -> list[dict]:
         if not span.get("stepID") and not span.get("stepOp"):
             continue  # function-level spans ("function success", "Finalization", ...)
         groups.setdefault((span.get("stepID"), span.get("name")), []).append(span)
-    return [_merge(spans) for spans in groups.values()]
+    return _close_sleeps([_merge(spans) for spans in groups.values()])
+
+
+def _close_sleeps(spans: list[dict]) -> list[dict]:
+    """A real server can leave a sleep's span WAITING, with no end, in a run that went on
+    (seen in failed runs). A step that started after it proves it ended by then."""
+    out = []
+    for span in spans:
+        start = parse_time(span.get("startedAt"))
+        if span.get("stepOp") == "SLEEP" and not span.get("endedAt") and start \
+                and span.get("status") in ("WAITING", "RUNNING", "QUEUED"):
+            later = [parse_time(sp["startedAt"]) for sp in spans
+                     if sp is not span and sp.get("startedAt")
+                     and parse_time(sp["startedAt"]) > start]
+            if later:
+                span = dict(span, status="COMPLETED",
+                            endedAt=min(later).isoformat().replace("+00:00", "Z"))
+        out.append(span)
+    return out
 
 
 def _merge(spans: list[dict]) -> dict:

@@ -152,3 +152,17 @@ def test_a_real_servers_duplicate_spans_merge_into_one_row_per_step():
          "attempts": 2, "startedAt": at(1), "endedAt": at(1.2), "outputID": "x4"}])
     first = tracing.step_spans(done)[0]
     assert (first["status"], first["attempts"], first["outputID"]) == ("COMPLETED", 2, "x4")
+
+
+def test_a_sleep_left_waiting_is_closed_by_the_step_that_followed_it():
+    trace = {"childrenSpans": [
+        {"name": "nap", "stepID": "n1", "stepOp": "SLEEP", "status": "WAITING",
+         "startedAt": at(10)},
+        {"name": "after", "stepID": "a1", "stepOp": "RUN", "status": "FAILED",
+         "startedAt": at(7210), "endedAt": at(7211)},
+        {"name": "open", "stepID": "o1", "stepOp": "SLEEP", "status": "WAITING",
+         "startedAt": at(7300)}]}
+    rows = {r["step"]: r for r in tracing.trace_rows(trace)}
+    assert rows["nap"]["status"] == "COMPLETED"
+    assert rows["nap"]["ended"] - rows["nap"]["started"] == timedelta(hours=2)
+    assert rows["open"]["status"] == "WAITING" and rows["open"]["ended"] is None
