@@ -36,6 +36,8 @@ NOT_FOUND_POLL_S = 0.05
 # A real server's trace catches up after the run's status: read it until two reads agree.
 TRACE_SETTLE_S = 3.0
 TRACE_SETTLE_POLL_S = 0.3
+# What a real server says for a run whose trace it cannot build (seen under load).
+NULL_TRACE = "the requested element is null"
 
 RUN_FIELDS = """id status queuedAt startedAt endedAt output triggerIDs eventName
   function { slug name }"""
@@ -215,6 +217,11 @@ class EngineClient:
              since: datetime | str | None = None, until: datetime | str | None = None,
              limit: int = 400) -> list[dict]:
         """Runs, newest first, through GraphQL (accurate live status on both engines)."""
+        if status and self.kind != "embedded":
+            # A real server filters on its GraphQL status, which can be stale: filter here,
+            # after each run's status has been checked.
+            found = self.runs(function_ids=function_ids, since=since, until=until, limit=limit)
+            return [r for r in found if r.get("status") in status]
         query = f"""query($first:Int!,$after:String,$filter:RunsFilterV2!) {{
           runs(first:$first, after:$after, filter:$filter,
                orderBy:[{{field:QUEUED_AT, direction:DESC}}]) {{
@@ -276,25 +283,38 @@ class EngineClient:
         return dict(run, status=status, endedAt=run.get("endedAt") or rest.get("ended_at"),
                     output=output)
 
-    def trace(self, run_id: str, *, memo_field: bool = False) -> dict:
-        """The run's root span with step spans (and their attempts) as children."""
+    def trace(self, run_id: str, *, memo_field: bool = False, settle: bool = False) -> dict:
+        """The run's root span with step spans (and their attempts) as children.
+
+        Real server: attempts become counts; ``settle`` reads again until two reads agree
+        (its spans catch up after the run's status); a run whose trace it cannot build
+        (``the requested element is null``) gets an empty root with ``unavailable`` set."""
         extra = " memoized" if memo_field else ""
         query = f"""query($id:String!) {{ runTrace(runID:$id) {{
             name status startedAt endedAt outputID
             childrenSpans {{ {SPAN_FIELDS}{extra}
               childrenSpans {{ name status attempts startedAt endedAt outputID }} }} }} }}"""
-        trace = self.gql(query, {"id": run_id}, not_found_wait=NOT_FOUND_WAIT_S)["runTrace"]
         if self.kind == "embedded":
-            return trace
-        # The real server writes spans after the run's status, and counts attempts from 0.
+            return self.gql(query, {"id": run_id}, not_found_wait=NOT_FOUND_WAIT_S)["runTrace"]
         deadline = time.monotonic() + TRACE_SETTLE_S
-        while time.monotonic() < deadline:
-            time.sleep(TRACE_SETTLE_POLL_S)
-            again = self.gql(query, {"id": run_id})["runTrace"]
-            if again == trace:
-                break
+        trace = None
+        while True:
+            try:
+                again = self.gql(query, {"id": run_id},
+                                 not_found_wait=NOT_FOUND_WAIT_S)["runTrace"]
+            except LabClientError as exc:
+                if NULL_TRACE not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    return {"name": "Run", "status": None, "childrenSpans": [],
+                            "unavailable": str(exc)}
+                again = None
+            if again is not None and (not settle or again == trace):
+                return _attempts_as_counts(again)
+            if again is not None and time.monotonic() >= deadline:
+                return _attempts_as_counts(again)
             trace = again
-        return _attempts_as_counts(trace)
+            time.sleep(TRACE_SETTLE_POLL_S)
 
     def span_output(self, output_id: str) -> dict:
         query = """query($id:String!) { runTraceSpanOutputByID(outputID:$id) {

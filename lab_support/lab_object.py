@@ -321,7 +321,12 @@ class Lab:
         """The run's steps as a table: step, op, attempts, times, status, executed or memo
         hit, and a short output."""
         api = self._require_engine()
-        span_tree = api.trace(run_id, memo_field=api.kind == "embedded")
+        span_tree = api.trace(run_id, memo_field=api.kind == "embedded", settle=True)
+        if span_tree.get("unavailable"):
+            from .controls import real_server_notice
+
+            real_server_notice(f"the server has no trace for run {run_id} "
+                               f"({span_tree['unavailable']}).")
         values = {}
         if outputs:
             for span in tracing.step_spans(span_tree):
@@ -338,7 +343,7 @@ class Lab:
         """Run again with earlier steps' outputs reused; from the failed step by default.
         Returns the new run's id."""
         api = self._require_engine()
-        span_tree = api.trace(run_id)
+        span_tree = api.trace(run_id, settle=True)
         if from_step is None:
             failed = tracing.failed_step(span_tree)
             return api.rerun(run_id, failed.get("stepID") if failed else None)

@@ -60,18 +60,18 @@ def step_spans(trace: dict | None) -> list[dict]:
 
 def _close_sleeps(spans: list[dict]) -> list[dict]:
     """A real server can leave a sleep's span WAITING, with no end, in a run that went on
-    (seen in failed runs). A step that started after it proves it ended by then."""
+    (seen in failed runs). When another step was active after the sleep's wake time
+    (``sleepUntil``), the sleep ended at its wake time."""
     out = []
     for span in spans:
-        start = parse_time(span.get("startedAt"))
-        if span.get("stepOp") == "SLEEP" and not span.get("endedAt") and start \
+        until = parse_time(((span.get("stepInfo") or {}).get("sleepUntil")))
+        if span.get("stepOp") == "SLEEP" and not span.get("endedAt") and until \
                 and span.get("status") in ("WAITING", "RUNNING", "QUEUED"):
-            later = [parse_time(sp["startedAt"]) for sp in spans
-                     if sp is not span and sp.get("startedAt")
-                     and parse_time(sp["startedAt"]) > start]
-            if later:
+            seen = [parse_time(sp.get(key)) for sp in spans if sp is not span
+                    for key in ("startedAt", "endedAt") if sp.get(key)]
+            if any(t >= until for t in seen):
                 span = dict(span, status="COMPLETED",
-                            endedAt=min(later).isoformat().replace("+00:00", "Z"))
+                            endedAt=until.isoformat().replace("+00:00", "Z"))
         out.append(span)
     return out
 
@@ -79,10 +79,10 @@ def _close_sleeps(spans: list[dict]) -> list[dict]:
 def _merge(spans: list[dict]) -> dict:
     if len(spans) == 1:
         return spans[0]
-    # A completed copy is final; otherwise the copy of the latest attempt, terminal first.
-    best = max(spans, key=lambda sp: (sp.get("status") == "COMPLETED", attempt_count(sp),
-                                      _STATUS_RANK.get(sp.get("status"), -1),
-                                      bool(sp.get("outputID"))))
+    # The most final copy tells the status (stale copies stay RUNNING/QUEUED); any copy may
+    # hold the highest attempt count.
+    best = max(spans, key=lambda sp: (_STATUS_RANK.get(sp.get("status"), -1),
+                                      attempt_count(sp), bool(sp.get("outputID"))))
     merged = dict(best)
     merged["stepOp"] = best.get("stepOp") or next((sp["stepOp"] for sp in spans
                                                    if sp.get("stepOp")), None)

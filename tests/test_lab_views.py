@@ -140,7 +140,7 @@ REAL_TRACE = {"name": "Run", "status": "QUEUED", "childrenSpans": [
 def test_a_real_servers_duplicate_spans_merge_into_one_row_per_step():
     rows = tracing.trace_rows(REAL_TRACE)
     assert [(r["step"], r["op"], r["attempts"], r["status"]) for r in rows] == [
-        ("first", "RUN", 2, "RUNNING"), ("nap", "SLEEP", 1, "WAITING"),
+        ("first", "RUN", 2, "FAILED"), ("nap", "SLEEP", 1, "WAITING"),
         ("second", "RUN", 2, "FAILED")]
     second = rows[2]
     assert (second["started"], second["ended"]) == (T0 + timedelta(seconds=2),
@@ -154,14 +154,16 @@ def test_a_real_servers_duplicate_spans_merge_into_one_row_per_step():
     assert (first["status"], first["attempts"], first["outputID"]) == ("COMPLETED", 2, "x4")
 
 
-def test_a_sleep_left_waiting_is_closed_by_the_step_that_followed_it():
+def test_a_sleep_left_waiting_is_closed_at_its_wake_time_when_the_run_went_on():
+    def nap(name, start, until):
+        return {"name": name, "stepID": name, "stepOp": "SLEEP", "status": "WAITING",
+                "startedAt": at(start), "stepInfo": {"sleepUntil": at(until)}}
+
     trace = {"childrenSpans": [
-        {"name": "nap", "stepID": "n1", "stepOp": "SLEEP", "status": "WAITING",
-         "startedAt": at(10)},
+        nap("nap", 10, 7210),
         {"name": "after", "stepID": "a1", "stepOp": "RUN", "status": "FAILED",
-         "startedAt": at(7210), "endedAt": at(7211)},
-        {"name": "open", "stepID": "o1", "stepOp": "SLEEP", "status": "WAITING",
-         "startedAt": at(7300)}]}
+         "startedAt": at(10.001), "endedAt": at(7211)},   # a real server's early copy
+        nap("open", 7300, 9000)]}
     rows = {r["step"]: r for r in tracing.trace_rows(trace)}
     assert rows["nap"]["status"] == "COMPLETED"
     assert rows["nap"]["ended"] - rows["nap"]["started"] == timedelta(hours=2)
