@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -36,8 +35,6 @@ NOT_FOUND_POLL_S = 0.05
 # A real server's trace catches up after the run's status: read it until two reads agree.
 TRACE_SETTLE_S = 3.0
 TRACE_SETTLE_POLL_S = 0.3
-# What a real server says for a run whose trace it cannot build (seen under load).
-NULL_TRACE = "the requested element is null"
 
 RUN_FIELDS = """id status queuedAt startedAt endedAt output triggerIDs eventName
   function { slug name }"""
@@ -217,11 +214,6 @@ class EngineClient:
              since: datetime | str | None = None, until: datetime | str | None = None,
              limit: int = 400) -> list[dict]:
         """Runs, newest first, through GraphQL (accurate live status on both engines)."""
-        if status and self.kind != "embedded":
-            # A real server filters on its GraphQL status, which can be stale: filter here,
-            # after each run's status has been checked.
-            found = self.runs(function_ids=function_ids, since=since, until=until, limit=limit)
-            return [r for r in found if r.get("status") in status]
         query = f"""query($first:Int!,$after:String,$filter:RunsFilterV2!) {{
           runs(first:$first, after:$after, filter:$filter,
                orderBy:[{{field:QUEUED_AT, direction:DESC}}]) {{
@@ -239,7 +231,7 @@ class EngineClient:
         while len(out) < limit:
             page = self.gql(query, {"first": min(100, limit - len(out)), "after": after,
                                     "filter": flt})["runs"]
-            out += [self._with_rest_status(edge["node"]) for edge in page["edges"]]
+            out += [edge["node"] for edge in page["edges"]]
             if not page["pageInfo"]["hasNextPage"] or not page["edges"]:
                 break
             after = page["pageInfo"]["endCursor"]
@@ -257,38 +249,17 @@ class EngineClient:
             except RunNotFound:
                 data = {}
             if data.get("run"):
-                return self._with_rest_status(data["run"])
+                return data["run"]
             if time.monotonic() >= deadline:
                 raise RunNotFound(f"No run with id {run_id!r}"
                                   + (f" after {wait:.0f} s." if wait else "."))
             time.sleep(NOT_FOUND_POLL_S)
 
-    def _with_rest_status(self, run: dict) -> dict:
-        """On a real server, GraphQL's run status can stay RUNNING after the run finished (its
-        trace row missed the finish under load) and run lists carry no output; REST
-        ``/v1/runs/{id}`` has both (and, unlike ``/v1/events/{id}/runs``, is accurate)."""
-        if self.kind == "embedded" or (run.get("status") in TERMINAL
-                                       and run.get("output") is not None):
-            return run
-        try:
-            rest = (self._get_json(f"/v1/runs/{run['id']}") or {}).get("data") or {}
-        except LabClientError:
-            return run
-        status = REST_TO_GQL.get(rest.get("status", ""))
-        if status not in TERMINAL:
-            return run
-        output = run.get("output")
-        if output is None and "output" in rest:  # REST decodes it; GraphQL's is JSON text
-            output = json.dumps(rest["output"])
-        return dict(run, status=status, endedAt=run.get("endedAt") or rest.get("ended_at"),
-                    output=output)
-
     def trace(self, run_id: str, *, memo_field: bool = False, settle: bool = False) -> dict:
         """The run's root span with step spans (and their attempts) as children.
 
-        Real server: attempts become counts; ``settle`` reads again until two reads agree
-        (its spans catch up after the run's status); a run whose trace it cannot build
-        (``the requested element is null``) gets an empty root with ``unavailable`` set."""
+        Real server: attempts become counts, and ``settle`` reads again until two reads
+        agree (its spans catch up a little after the run's status)."""
         extra = " memoized" if memo_field else ""
         query = f"""query($id:String!) {{ runTrace(runID:$id) {{
             name status startedAt endedAt outputID
@@ -299,18 +270,8 @@ class EngineClient:
         deadline = time.monotonic() + TRACE_SETTLE_S
         trace = None
         while True:
-            try:
-                again = self.gql(query, {"id": run_id},
-                                 not_found_wait=NOT_FOUND_WAIT_S)["runTrace"]
-            except LabClientError as exc:
-                if NULL_TRACE not in str(exc):
-                    raise
-                if time.monotonic() >= deadline:
-                    return {"name": "Run", "status": None, "childrenSpans": [],
-                            "unavailable": str(exc)}
-                again = None
-            if again is not None and (not settle or again == trace
-                                      or time.monotonic() >= deadline):
+            again = self.gql(query, {"id": run_id}, not_found_wait=NOT_FOUND_WAIT_S)["runTrace"]
+            if not settle or again == trace or time.monotonic() >= deadline:
                 # Only a real server counts from 0 (asked of /dev, not of ``kind``, which
                 # tests override to drive these paths on the embedded engine).
                 zero_based = self.info().get("engine") != "embedded"
