@@ -32,7 +32,8 @@ EPOCH = "1970-01-01T00:00:00Z"
 NOT_FOUND_MARKERS = ("no rows in result set", "not found", "no root span found")
 NOT_FOUND_WAIT_S = 5.0
 NOT_FOUND_POLL_S = 0.05
-# A real server's trace catches up after the run's status: read it until two reads agree.
+# A real server's output and trace catch up after the run's status.
+OUTPUT_WAIT_S = 3.0
 TRACE_SETTLE_S = 3.0
 TRACE_SETTLE_POLL_S = 0.3
 
@@ -231,7 +232,7 @@ class EngineClient:
         while len(out) < limit:
             page = self.gql(query, {"first": min(100, limit - len(out)), "after": after,
                                     "filter": flt})["runs"]
-            out += [edge["node"] for edge in page["edges"]]
+            out += [self._with_output(edge["node"]) for edge in page["edges"]]
             if not page["pageInfo"]["hasNextPage"] or not page["edges"]:
                 break
             after = page["pageInfo"]["endCursor"]
@@ -249,11 +250,26 @@ class EngineClient:
             except RunNotFound:
                 data = {}
             if data.get("run"):
-                return data["run"]
+                return self._with_output(data["run"])
             if time.monotonic() >= deadline:
                 raise RunNotFound(f"No run with id {run_id!r}"
                                   + (f" after {wait:.0f} s." if wait else "."))
             time.sleep(NOT_FOUND_POLL_S)
+
+    def _with_output(self, run: dict) -> dict:
+        """A real server marks a run finished a moment before it stores the output: a
+        finished run without one is read again for up to ``OUTPUT_WAIT_S``."""
+        if run.get("output") is not None or run.get("status") not in ("COMPLETED", "FAILED") \
+                or self.kind == "embedded":
+            return run
+        query = f"query($id:String!) {{ run(runID:$id) {{ {RUN_FIELDS} }} }}"
+        deadline = time.monotonic() + OUTPUT_WAIT_S
+        while time.monotonic() < deadline:
+            time.sleep(NOT_FOUND_POLL_S * 2)
+            again = self.gql(query, {"id": run["id"]}).get("run") or {}
+            if again.get("output") is not None:
+                return again
+        return run
 
     def trace(self, run_id: str, *, memo_field: bool = False, settle: bool = False) -> dict:
         """The run's root span with step spans (and their attempts) as children.

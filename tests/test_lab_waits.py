@@ -66,6 +66,21 @@ def test_other_graphql_errors_are_not_retried():
     assert not isinstance(err.value, RunNotFound) and calls["run"] == 1
 
 
+def test_a_real_servers_output_is_read_again_until_it_is_stored():
+    """A real server marks the run COMPLETED a moment before its output is stored."""
+    reads = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/dev":
+            return httpx.Response(200, json={"version": "1.x"})  # no "engine": a real server
+        reads["n"] += 1
+        output = None if reads["n"] <= 2 else '"Draft for c-1"'
+        return httpx.Response(200, json={"data": {"run": dict(RUN, output=output)}})
+
+    api = EngineClient("http://engine", transport=httpx.MockTransport(handler))
+    assert api.run("01RUN")["output"] == '"Draft for c-1"' and reads["n"] == 3
+
+
 @pytest.fixture(scope="module")
 def lab(engine):
     the_lab = Lab()
