@@ -149,6 +149,8 @@ class ProcessHost:
         self.engine_url = engine_url
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
+        # lab.hours(...) in the child scales like the kernel's (set by lab.start).
+        self.seconds_per_hour: float | None = None
 
     @property
     def url(self) -> str:
@@ -163,6 +165,8 @@ class ProcessHost:
                "--app-id", self.app_id, "--engine", self.engine_url, "--port", str(self.port)]
         for fn_id in self.fn_ids:
             cmd += ["--fn-id", fn_id]
+        if self.seconds_per_hour is not None:
+            cmd += ["--seconds-per-hour", str(self.seconds_per_hour)]
         return cmd
 
     def start(self, timeout: float = PROCESS_READY_TIMEOUT_S) -> "ProcessHost":

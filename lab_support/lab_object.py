@@ -97,7 +97,9 @@ class Lab:
             module = importable_module(functions)
             self._host = ProcessHost(module, [f.id for f in functions], app_id, self.api.url,
                                      log_path=self.state_dir / "process-host.log",
-                                     port=port).start()
+                                     port=port)
+            self._host.seconds_per_hour = self.seconds_per_hour
+            self._host.start()
         if isinstance(self._engine_proc, RealDevProcess) and not self._engine_proc.alive():
             self._engine_proc.start()
         self._configure_host()

@@ -146,3 +146,26 @@ def test_bulk_cancel_goes_run_by_run_on_a_real_server(real_looking_lab, engine):
     assert lab.run(runs[1]["id"])["status"] == "CANCELLED"
     assert lab.run(runs[0]["id"])["status"] == "RUNNING"
     lab.cancel(runs[0]["id"])
+
+
+def test_embedded_only_cells_and_checks_on_a_real_server(real_looking_lab, capsys):
+    lab = real_looking_lab
+    assert lab.embedded_only("a 3-day sleep on the engine clock") is False
+    said = capsys.readouterr().out
+    assert "[real dev server] skipped here (embedded engine only)" in said
+    assert "a 3-day sleep on the engine clock" in said
+    with pytest.raises(NotOnRealServer, match="cannot be observed on a real dev server"):
+        lab.require_embedded("A memo hit")
+    with lab.check("memo hits show in the trace", points=2) as graded:
+        lab.require_embedded("A memo hit in the replay's trace")
+    assert graded.result.skipped and (graded.result.points, graded.result.max) == (0, 0)
+
+
+def test_embedded_only_is_true_on_the_embedded_engine(engine):
+    lab = Lab()
+    try:
+        lab.start(h.FUNCTIONS, engine=engine.url, quiet=True)
+        assert lab.embedded_only("anything") is True
+        lab.require_embedded("anything")  # no error
+    finally:
+        lab.stop()

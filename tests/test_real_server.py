@@ -188,3 +188,17 @@ def test_cron_ticks_are_fired_by_the_lab_clock(real_lab):
     assert days == sorted(f["scheduledAt"][:10] for f in fired)
     assert all(start < datetime.fromisoformat(f["scheduledAt"]) <= start + timedelta(days=3)
                for f in fired)
+
+
+def test_lab_hours_scale_in_a_process_host_too(real_url):
+    from real_lane_functions import half_hour_nap
+
+    lab = Lab()
+    try:
+        lab.start([half_hour_nap], engine=real_url, host="process", quiet=True)
+        assert "--seconds-per-hour" in lab._host.command()
+        # 30 real minutes unscaled; lab.minutes(30) is 5 s on a real server.
+        run = lab.wait(lab.send("lane/nap", {}), status="Completed", timeout=60)
+        assert json.loads(run["output"]) == "woke up"
+    finally:
+        lab.stop()
