@@ -69,7 +69,7 @@ def _close_sleeps(spans: list[dict]) -> list[dict]:
     (``sleepUntil``), the sleep ended at its wake time."""
     out = []
     for span in spans:
-        until = parse_time(((span.get("stepInfo") or {}).get("sleepUntil")))
+        until = parse_time((span.get("stepInfo") or {}).get("sleepUntil"))
         if span.get("stepOp") == "SLEEP" and not span.get("endedAt") and until \
                 and span.get("status") in ("WAITING", "RUNNING", "QUEUED"):
             seen = [parse_time(sp.get(key)) for sp in spans if sp is not span
