@@ -3,8 +3,9 @@
 
 * every notebook in ``notebooks/`` and every solution in ``solutions/`` runs to the end with
   papermill (concept notebooks find the server through ``INNGEST_DEV``, solutions through the
-  grader's ``engine_url`` parameter), and no check of a solution fails: each one passes, or
-  is recorded as skipped because it cannot be observed on a real server;
+  grader's ``engine_url`` parameter); concept notebooks print the same claims as on the
+  embedded engine, and no check of a solution fails: each one passes, or is recorded as
+  skipped because it cannot be observed on a real server;
 * the lab's real-server equivalents work there: GraphQL that lags REST, duplicate event ids,
   host-side chaos with Retry-After, cron ticks fired by ``lab.clock``.
 
@@ -25,7 +26,7 @@ import inngest
 import nbformat
 import pytest
 from real_server import real_dev_server
-from test_notebooks_execute import check_records, errors
+from test_notebooks_execute import CLAIMS, check_records, errors, printed
 
 from lab_support.lab_object import Lab
 
@@ -82,6 +83,9 @@ def test_concept_notebook_runs_on_a_real_server(path, tmp_path, real_url):
     report({"notebook": f"notebooks/{path.name}", "ok": code == 0,
             "errors": errors(nb) if nb else [], "real_notices": real_notices(nb) if nb else 0})
     assert code == 0 and nb is not None, f"{path.name} failed: {errors(nb) if nb else ''}\n{log}"
+    # The same claims as on the embedded engine: the notebook teaches the same facts here.
+    missing = [claim for claim in CLAIMS.get(path.name, []) if claim not in printed(nb)]
+    assert not missing, f"{path.name} does not show {missing} on a real server"
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "solutions").glob("*.ipynb")), ids=lambda p: p.name)
