@@ -30,7 +30,7 @@ from .display import show
 if TYPE_CHECKING:
     from .lab_object import Lab
 
-CHAOS_MODES = ("raise", "http_503", "timeout", "lose_response")
+CHAOS_MODES = ("raise", "http_503", "timeout", "lose_response")   # fail_step's; slow_step below
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_REAL_TICKS = 60  # cron ticks one real-server advance may fire
@@ -213,8 +213,10 @@ class Chaos:
     """Fault injection: make a chosen step of a function fail its next ``times`` attempts.
     Modes: raise (the step errors before its body runs), http_503 and timeout (the call to
     your host fails), lose_response (the body runs, then its answer is dropped, so the step
-    runs again: the side-effect window). The embedded engine applies the rules itself; on a
-    real dev server the lab's function host applies them (lab_support/host_faults.py)."""
+    runs again: the side-effect window). ``slow_step`` makes a step take a while while it
+    holds its concurrency slot. The embedded engine applies the rules itself (slow steps on
+    its clock); on a real dev server the lab's function host applies them (host_faults.py;
+    a slow step takes that long in real time)."""
 
     def __init__(self, lab: "Lab") -> None:
         self._lab = lab
@@ -266,6 +268,31 @@ class Chaos:
     def lose_response(self, function: Any, step: str, times: int = 1) -> dict:
         return self.fail_step(function, step, times, mode="lose_response")
 
+    def slow_step(self, function: Any, step: str, duration: Any, times: int | None = None) -> dict:
+        """Make ``step`` take ``duration`` of *engine* time (timedelta, seconds or '8s') while
+        it keeps its concurrency slot: "each email takes 8 s" without time.sleep, and without
+        a step.sleep (which would free the slot). The body runs once, at the start; its result
+        arrives ``duration`` later. The virtual clock may jump to that moment (it is work of a
+        run in progress), never past it. ``times=None``: every call until ``clear()``."""
+        seconds = to_seconds(duration)
+        if seconds <= 0:
+            raise ValueError("duration must be more than zero, e.g. '8s'")
+        if times is not None and (not isinstance(times, int) or times < 1):
+            raise ValueError(f"times is a whole number >= 1, or None for every call; got {times!r}")
+        if not step or not isinstance(step, str):
+            raise ValueError("step is the step id you gave ctx.step.run, e.g. 'send-email'")
+        slug = self._lab._slug(function)
+        body = {"function": slug, "step": step, "times": times, "mode": "slow",
+                "duration": seconds}
+        if self._on_host():
+            rule = self._host_call("POST", body)
+            real_server_notice(
+                f"slow step set in the lab's function host: step {step!r} in {slug} answers "
+                f"{seconds:g} real seconds after its body ran, "
+                + ("on every call." if times is None else f"on the next {times} call(s)."))
+            return rule
+        return self._api().lab_call("POST", "chaos", "lab.chaos.slow_step", body)
+
     def rules(self) -> list[dict]:
         if self._on_host():
             return self._host_call("GET")["rules"]
@@ -283,6 +310,7 @@ class Chaos:
 
 
 _MODE_WORDS = {"raise": "fail before the body runs",
+               "slow": "answer late",
                "http_503": "are answered 503 before the body runs",
                "timeout": "hang, then time out, before the body runs",
                "lose_response": "run the body, then lose its answer"}

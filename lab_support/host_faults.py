@@ -15,7 +15,10 @@ rule acts, exactly as in the embedded engine:
 * ``http_503``: answer 503, not from the SDK;
 * ``timeout``: hold the call for ``timeout_s`` seconds, then answer 504;
 * ``lose_response``: run the body, then drop the SDK's answer and answer 502: the step ran
-  but the server never heard, so it runs again.
+  but the server never heard, so it runs again;
+* ``slow`` (``lab.chaos.slow_step``): run the body, then hold the SDK's answer for the rule's
+  ``duration`` seconds, so the step takes that long while its call (and its concurrency slot)
+  stays open. ``times`` may be None: every call until cleared.
 
 ``retry_after_s`` (set by the lab on a real server only) adds ``Retry-After`` to every
 answer the server will retry: injected ones, the SDK's StepError answers and its retryable
@@ -37,7 +40,7 @@ from urllib.parse import parse_qs
 from .client import step_hash
 
 CONTROL_PATH = "/lab/faults"
-MODES = ("raise", "http_503", "timeout", "lose_response")
+MODES = ("raise", "http_503", "timeout", "lose_response", "slow")
 DEFAULT_TIMEOUT_S = 2.0
 
 
@@ -51,17 +54,24 @@ class FaultRules:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
-    def add(self, function: str, step: str, times: int = 1, mode: str = "raise") -> dict:
+    def add(self, function: str, step: str, times: int | None = 1, mode: str = "raise",
+            duration: float | None = None) -> dict:
         if mode not in MODES:
             raise ValueError(f"unknown chaos mode {mode!r}; use one of {', '.join(MODES)}")
         if not isinstance(function, str) or not function or not isinstance(step, str) or not step:
             raise ValueError("a chaos rule needs a function and a step")
-        if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+        if not (times is None and mode == "slow") and (
+                isinstance(times, bool) or not isinstance(times, int) or times < 1):
             raise ValueError(f"times must be a whole number >= 1, got {times!r}")
+        if mode == "slow" and (isinstance(duration, bool)
+                               or not isinstance(duration, (int, float)) or duration <= 0):
+            raise ValueError(f"a slow step needs a duration in seconds > 0, got {duration!r}")
         with self._lock:
             rule = {"id": f"host-chaos-{next(self._ids)}", "function": function, "step": step,
                     "times": times, "used": 0, "remaining": times, "mode": mode,
                     "where": "host"}
+            if mode == "slow":
+                rule["duration"] = float(duration)
             self.rules.append(rule)
             return dict(rule)
 
@@ -77,24 +87,30 @@ class FaultRules:
     def _fn_matches(rule: dict, slug: str) -> bool:
         return rule["function"] == slug or slug.endswith("-" + rule["function"])
 
+    @staticmethod
+    def _live(rule: dict) -> bool:
+        return rule["remaining"] is None or rule["remaining"] > 0
+
     def active_for(self, slug: str) -> bool:
         with self._lock:
-            return any(r["remaining"] > 0 and self._fn_matches(r, slug) for r in self.rules)
+            return any(self._live(r) and self._fn_matches(r, slug) for r in self.rules)
 
     def take(self, slug: str, hashed_step: str) -> dict | None:
         with self._lock:
             for rule in self.rules:
-                if rule["remaining"] > 0 and self._fn_matches(rule, slug) \
+                if self._live(rule) and self._fn_matches(rule, slug) \
                         and step_hash(rule["step"]) == hashed_step:
-                    rule["remaining"] -= 1
+                    if rule["remaining"] is not None:
+                        rule["remaining"] -= 1
                     rule["used"] += 1
                     return dict(rule)
         return None
 
 
 def chaos_message(rule: dict) -> str:
+    of = "every call" if rule["times"] is None else rule["times"]
     return (f"lab chaos ({rule['mode']}, in the function host): injected failure of step "
-            f"{rule['step']!r} in {rule['function']} ({rule['used']} of {rule['times']})")
+            f"{rule['step']!r} in {rule['function']} ({rule['used']} of {of})")
 
 
 class FaultInjector:
@@ -126,10 +142,13 @@ class FaultInjector:
         rule = self.rules.take(slug, target) if chaotic and target != "step" else None
         if chaotic and target == "step":
             body = _force_planning(body)
-        if rule is not None and rule["mode"] != "lose_response":
+        if rule is not None and rule["mode"] not in ("lose_response", "slow"):
             await self._inject(rule, body, target, send)
             return
         status, headers, answer = await self._call_sdk(scope, body)
+        if rule is not None and rule["mode"] == "slow":
+            await asyncio.sleep(rule["duration"])  # the call stays open: the slot stays taken
+            rule = None
         if rule is not None:  # lose_response: the body ran; the server never hears of it
             await _respond(send, 502, _text_headers(), chaos_message(rule).encode(),
                            self.rules.retry_after_s)
@@ -200,7 +219,8 @@ class FaultInjector:
                 answer = self._state()
             elif path == CONTROL_PATH and method == "POST":
                 answer = self.rules.add(body.get("function"), body.get("step"),
-                                        body.get("times", 1), body.get("mode", "raise"))
+                                        body.get("times", 1), body.get("mode", "raise"),
+                                        body.get("duration"))
             elif path == CONTROL_PATH and method == "DELETE":
                 self.rules.clear()
                 answer = self._state()

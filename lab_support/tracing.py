@@ -102,7 +102,7 @@ def _merge(spans: list[dict]) -> dict:
 
 
 def source_of(span: dict) -> str:
-    """How the step's value came about: executed now, memo hit (from a replay), retried."""
+    """How the step's value came about: executed now, memo hit (from a rerun), retried."""
     if span.get("memoized"):
         return "memo hit"
     return "retried" if attempt_count(span) > 1 else "executed"

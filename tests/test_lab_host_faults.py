@@ -120,3 +120,14 @@ def test_retry_after_is_added_to_retryable_sdk_answers(host_chaos_lab, tmp_path)
     assert answer.status_code == 206, answer.text
     assert answer.json()[0]["op"] == "StepError"
     assert answer.headers["retry-after"] == "2"
+
+
+def test_slow_step_holds_the_answer_on_every_call(host_chaos_lab, tmp_path):
+    lab = host_chaos_lab
+    rule = lab.chaos.slow_step("order", "charge", 0.5)
+    assert (rule["mode"], rule["times"], rule["duration"]) == ("slow", None, 0.5)
+    runs = lab.wait(lab.send("lab/order", [{"log_dir": str(tmp_path)}] * 2),
+                    status="Completed", timeout=60)
+    assert all(h.executed(tmp_path, r["id"]) == ["load", "charge", "receipt"] for r in runs)
+    assert lab.chaos.rules()[0]["used"] == 2 and lab.chaos.rules()[0]["remaining"] is None
+    lab.chaos.clear()
