@@ -341,14 +341,6 @@ class EngineClient:
     def cancel_run(self, run_id: str) -> None:
         self.gql("mutation($id:ULID!) { cancelRun(runID:$id) { id } }", {"id": run_id})
 
-    def invoke_function(self, slug: str, data: dict | None = None) -> None:
-        """Start a run of ``slug`` now, whatever its trigger (the dashboard's Invoke button)."""
-        data_ok = self.gql("mutation($slug:String!,$data:Map) "
-                           "{ invokeFunction(functionSlug:$slug, data:$data) }",
-                           {"slug": slug, "data": data or {}})
-        if data_ok.get("invokeFunction") is False:
-            raise LabClientError(f"The engine refused to invoke {slug!r}.")
-
     def rerun(self, run_id: str, from_step_id: str | None = None) -> str:
         if from_step_id is None:
             data = self.gql("mutation($id:ULID!) { rerun(runID:$id) }", {"id": run_id})

@@ -158,8 +158,8 @@ class Clock:
         since = datetime.now(timezone.utc) - timedelta(seconds=2)
         for tick, fn, expression in ticks:
             when = to_rfc3339(tick.astimezone(timezone.utc).replace(microsecond=0))
-            api.invoke_function(fn.id, {"cron": expression, "scheduledAt": when,
-                                        "fireAt": when})
+            if not api.invoke(fn.id, {"cron": expression, "scheduledAt": when, "fireAt": when}):
+                raise LabClientError(f"The server refused to invoke {fn.id} for its {when} tick.")
             fired.append({"function": fn.id, "scheduledAt": when})
         self._cursor = max(self._cursor or until, until)
         settled = self._settle(since, len(fired)) if fired else True
