@@ -323,10 +323,11 @@ class EngineClient:
         data = (body or {}).get("data")
         return data if isinstance(data, dict) and data.get("name") else None
 
-    def events(self, *, name: str | None = None, received_after: datetime | str | None = None,
-               cursor: str | None = None, limit: int = 50) -> list[dict]:
-        """Recent events (REST, newest first, older ones after ``cursor``, an internal id;
-        internal events are not listed)."""
+    def rest_events(self, *, name: str | None = None,
+                    received_after: datetime | str | None = None, cursor: str | None = None,
+                    limit: int = 50) -> list[dict]:
+        """Recent events through REST ``/v1/events`` (newest first, older ones after
+        ``cursor``, an internal id; no internal events), with both ids of each event."""
         params: dict[str, Any] = {"limit": limit}
         if cursor:
             params["cursor"] = cursor

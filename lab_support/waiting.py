@@ -90,7 +90,7 @@ def duplicate_runs(api, event_id: str) -> tuple[list[str], str] | None:
     since = to_rfc3339(received - DEDUP_WINDOW) if received else None
     cursor = None
     for _ in range(EVENT_PAGES):
-        page = api.events(name=event["name"], received_after=since, cursor=cursor)
+        page = api.rest_events(name=event["name"], received_after=since, cursor=cursor)
         for copy in page:
             if copy.get("id") != user_id or copy.get("internal_id") == event_id:
                 continue
