@@ -1,16 +1,29 @@
-"""Lab-only endpoints (``/lab/v1``): the clock, chaos rules, reset, sync, a run list."""
+"""Lab-only endpoints (``/lab/v1``): the clock, chaos rules, reset, sync, a run list.
+
+Every body is read by ``bodies.parse_json`` (no NaN, no 64-bit overflow, bounded depth) and
+every field is type-checked before anything changes, so a bad request is a 400 with a
+message and the engine is exactly as it was.
+"""
 
 from __future__ import annotations
+
+import math
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from .bodies import parse_json
 from .chaos import ChaosError
 from .clock import ClockError
 from .durations import DurationError, parse_duration_ms
 from .ids import parse_time_ms, rfc3339
-from .sync import SyncError, ping_sdk
+from .limits import CLOCK_MAX_MS
+from .sync import SyncError, sync_app
 from .views import lab_run_record
+
+MAX_CHAOS_RULES = 1000
+MAX_URL_CHARS = 2048
+MAX_RUNS_LISTED = 100_000
 
 router = APIRouter(prefix="/lab/v1")
 
@@ -24,16 +37,37 @@ def _error(message: str, status: int = 400) -> JSONResponse:
 
 
 async def _body(request: Request) -> dict:
+    """The JSON object body ({} when empty); ValueError (a JSONInputError) otherwise."""
     raw = await request.body()
     if not raw.strip():
         return {}
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ValueError("the body must be JSON") from None
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise ValueError("the body must be a JSON object")
     return body
+
+
+def _number(body: dict, name: str) -> float:
+    value = body[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f'"{name}" must be a number, not {value!r}')
+    return value
+
+
+def _text(body: dict, name: str, default: str | None = None) -> str:
+    value = body.get(name, default)
+    if not isinstance(value, str):
+        raise ValueError(f'"{name}" must be a string, not {value!r}')
+    return value
+
+
+def _time(value, name: str) -> int:
+    if not isinstance(value, str):
+        raise ValueError(f'"{name}" must be an RFC 3339 time string, not {value!r}')
+    try:
+        return parse_time_ms(value)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f'"{name}" is not an RFC 3339 time: {exc}') from None
 
 
 def clock_view(engine) -> dict:
@@ -46,7 +80,7 @@ def clock_view(engine) -> dict:
 
 
 @router.get("/clock")
-def get_clock(request: Request):
+async def get_clock(request: Request):
     return clock_view(_engine(request))
 
 
@@ -55,19 +89,22 @@ async def advance_clock(request: Request):
     engine = _engine(request)
     try:
         body = await _body(request)
-        if body.get("to_next_timer"):
+        given = [k for k in ("seconds", "duration", "to", "to_next_timer") if k in body]
+        if len(given) != 1:
+            return _error('give exactly one of "seconds", "duration", "to" or "to_next_timer"')
+        if given == ["to_next_timer"]:
+            if body["to_next_timer"] is not True:
+                raise ValueError('"to_next_timer" must be true')
             nxt = engine.scheduler.next_timer()
             if nxt is not None:
                 engine.clock.advance_to(nxt.at)
-        elif "seconds" in body:
-            engine.clock.advance(int(float(body["seconds"]) * 1000))
-        elif "duration" in body:
-            engine.clock.advance(parse_duration_ms(body["duration"]))
-        elif "to" in body:
-            engine.clock.advance_to(parse_time_ms(str(body["to"])))
+        elif given == ["seconds"]:
+            engine.clock.advance(_number(body, "seconds") * 1000)
+        elif given == ["duration"]:
+            engine.clock.advance(parse_duration_ms(_text(body, "duration")))
         else:
-            return _error('give one of "seconds", "duration", "to" or "to_next_timer"')
-    except (ClockError, DurationError, ValueError, TypeError) as exc:
+            engine.clock.advance_to(_time(body["to"], "to"), limit_ms=CLOCK_MAX_MS)
+    except (ClockError, DurationError, ValueError) as exc:
         return _error(str(exc))
     engine.clock_moved()
     engine.scheduler.run_due()      # so the answer shows the timers after the jump
@@ -80,10 +117,14 @@ async def auto_clock(request: Request):
     engine = _engine(request)
     try:
         body = await _body(request)
-        if engine.clock.mode != "virtual" and body.get("enabled"):
+        enabled = body.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ValueError(f'"enabled" must be true or false, not {enabled!r}')
+        if engine.clock.mode != "virtual" and enabled:
             raise ClockError("auto-advance needs the virtual clock")
-        engine.clock.auto_advance = bool(body.get("enabled", True))
-        engine.clock.until_ms = parse_time_ms(body["until"]) if body.get("until") else None
+        until = _time(body["until"], "until") if body.get("until") is not None else None
+        engine.clock.auto_advance = enabled
+        engine.clock.until_ms = until
     except (ClockError, ValueError) as exc:
         return _error(str(exc))
     engine.scheduler.poke()
@@ -95,26 +136,32 @@ async def add_chaos(request: Request):
     engine = _engine(request)
     try:
         body = await _body(request)
-        rule = engine.chaos.add(str(body.get("function") or ""), str(body.get("step") or ""),
-                                int(body.get("times", 1)), str(body.get("mode", "raise")))
-    except (ChaosError, ValueError, TypeError) as exc:
+        times = body.get("times", 1)
+        if isinstance(times, bool) or not isinstance(times, int):
+            raise ValueError(f'"times" must be a whole number, not {times!r}')
+        if len(engine.chaos.rules) >= MAX_CHAOS_RULES:
+            raise ValueError(f"at most {MAX_CHAOS_RULES} chaos rules; DELETE /lab/v1/chaos "
+                             "clears them")
+        rule = engine.chaos.add(_text(body, "function", ""), _text(body, "step", ""), times,
+                                _text(body, "mode", "raise"))
+    except (ChaosError, ValueError) as exc:
         return _error(str(exc))
     return rule
 
 
 @router.get("/chaos")
-def list_chaos(request: Request):
+async def list_chaos(request: Request):
     return {"data": _engine(request).chaos.rules}
 
 
 @router.delete("/chaos")
-def clear_chaos(request: Request):
+async def clear_chaos(request: Request):
     _engine(request).chaos.clear()
     return {"data": []}
 
 
 @router.post("/reset")
-def reset(request: Request):
+async def reset(request: Request):
     engine = _engine(request)
     engine.store.reset_runs()      # drops every queue item too; the scheduler skips them
     engine.singletons.clear()
@@ -127,11 +174,11 @@ def reset(request: Request):
 async def sync(request: Request):
     try:
         body = await _body(request)
-        url = str(body.get("url") or "")
-        if not url.startswith(("http://", "https://")):
+        url = body.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) \
+                or len(url) > MAX_URL_CHARS:
             return _error('give the app\'s serve URL as {"url": "http://127.0.0.1:PORT/api/inngest"}')
-        reply = await ping_sdk(url, server_kind=_engine(request).server_kind,
-                               signing_key=_engine(request).signing_key)
+        reply = await sync_app(_engine(request), url)
     except ValueError as exc:
         return _error(str(exc))
     except SyncError as exc:
@@ -140,12 +187,14 @@ async def sync(request: Request):
 
 
 @router.get("/runs")
-def runs(request: Request, function: str | None = None, status: str | None = None,
-         event_id: str | None = None, since: str | None = None, limit: int = 200):
+async def runs(request: Request, function: str | None = None, status: str | None = None,
+               event_id: str | None = None, since: str | None = None, limit: int = 200):
     engine = _engine(request)
+    if not 1 <= limit <= MAX_RUNS_LISTED:
+        return _error(f"limit must be between 1 and {MAX_RUNS_LISTED}")
     try:
         since_ms = parse_time_ms(since) if since else None
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         return _error(f"invalid since: {exc}")
     fn = engine.find_function(function) if function else None
     if function and fn is None:
@@ -167,5 +216,5 @@ def runs(request: Request, function: str | None = None, status: str | None = Non
 
 
 @router.get("/stats")
-def stats(request: Request):
+async def stats(request: Request):
     return _engine(request).scheduler.stats()

@@ -121,7 +121,7 @@ class Scheduler:
         while True:
             await asyncio.sleep(FLUSH_EVERY_S)
             try:
-                self.engine.store.flush()
+                await self.engine.store.flush_in_background()
             except Exception:  # a full disk must not stop the engine; say so
                 log.exception("could not persist engine state")
 
