@@ -74,7 +74,7 @@ def validate_event(event, n: int = 0) -> None:
     user = event.get("user")
     if user is not None and not isinstance(user, dict):
         raise EventInputError(f"event user must be an object{where}")
-    size = len(json.dumps(event, ensure_ascii=False).encode())
+    size = len(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode())
     if size > MAX_EVENT_BYTES:
         raise EventInputError(f"Event is over the max size: Max {MAX_EVENT_BYTES} bytes / "
                               f"Size {size} bytes")
