@@ -60,6 +60,7 @@ class Store:
         self._changes = 0                   # mutations so far
         self._durable = 0                   # mutations up to this one are committed
         self._flushing: asyncio.Future | None = None
+        self.commits = 0                    # transactions written (group commit shares them)
         self._db: sqlite3.Connection | None = None
         self._writer: ThreadPoolExecutor | None = None
         if path:
@@ -213,6 +214,7 @@ class Store:
             if snapshot["upserts"]:
                 self._db.executemany("INSERT OR REPLACE INTO docs (kind, id, doc) "
                                      "VALUES (?, ?, ?)", snapshot["upserts"])
+        self.commits += 1
 
     def _redirty(self, snapshot: dict) -> None:
         """A write failed: its documents are pending again (newer changes win)."""
