@@ -59,8 +59,11 @@ def http():
 
 
 def assert_handled(http, engine, response: httpx.Response) -> None:
+    """No 5xx, and the reads that stored garbage used to break still answer."""
     assert response.status_code < 500, (response.status_code, response.text[:500])
     assert http.get(engine.url + "/health").status_code == 200
+    events = http.get(engine.url + "/v1/events", params={"limit": 5})
+    assert events.status_code == 200 and "data" in events.json(), events.text[:300]
 
 
 def post(http, engine, path: str, content: bytes) -> httpx.Response:
