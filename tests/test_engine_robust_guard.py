@@ -126,3 +126,51 @@ def test_a_configured_event_key_is_enforced():
 def test_without_an_event_key_any_key_is_accepted(engine):
     r = httpx.post(engine.url + "/e/anything-at-all", json={"name": "key/any"})
     assert r.status_code == 200 and event_runs(engine, r.json()["ids"][0]) == []
+
+
+ATTACK_PAGE = """<!doctype html><script>
+window.done = false;
+const engine = "%s";
+const simple = (path, body) => fetch(engine + path, {method: "POST", mode: "no-cors",
+  headers: {"content-type": "text/plain"}, body: body});
+Promise.allSettled([
+  simple("/e/key", JSON.stringify({name: "guard/browser"})),
+  simple("/lab/v1/clock/advance", JSON.stringify({duration: "720h"})),
+  simple("/lab/v1/reset", ""),
+]).then(() => { window.done = true; });
+</script>"""
+
+
+@pytest.mark.browser
+def test_a_page_on_another_origin_cannot_drive_the_engine_in_chromium(fresh_engine):
+    """Finding 8 as it was seen: Chromium loads a page from another origin whose script
+    sends simple (no preflight) requests to the engine. Nothing changes; the same request
+    from the engine's own page (the dashboard's origin) works."""
+    from dashboard_helpers import browser_page, require_chromium
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse
+
+    from lab_support.host import ThreadedHost
+
+    require_chromium()
+    engine = fresh_engine
+    kept = httpx.post(engine.url + "/e/key", json={"name": "guard/kept"}).json()["ids"][0]
+    before = clock_offset(engine)
+    site = FastAPI()
+
+    @site.get("/")
+    def page():
+        return HTMLResponse(ATTACK_PAGE % engine.url)
+
+    with ThreadedHost(site) as other, browser_page() as tab:
+        tab.goto(other.url.replace("127.0.0.1", "localhost") + "/")
+        tab.wait_for_function("window.done === true")
+        assert clock_offset(engine) == before
+        events = httpx.get(engine.url + "/v1/events").json()["data"]
+        assert [e["internal_id"] for e in events] == [kept], events    # no reset, no new event
+        tab.goto(engine.url + "/")
+        status = tab.evaluate("""async () => (await fetch("/e/key", {method: "POST",
+            body: JSON.stringify({name: "guard/own-page"})})).status""")
+        assert status == 200
+        names = [e["name"] for e in httpx.get(engine.url + "/v1/events").json()["data"]]
+        assert "guard/own-page" in names
