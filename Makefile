@@ -42,9 +42,9 @@ browser-deps:
 test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Notebooks are built from tools/notebook_sources/*.md; exercises from solutions/.
+# notebooks/*.md and solutions/*.md are the sources (jupytext pairs); exercises come from solutions/.
 notebooks: $(STAMP)
-	$(BIN)/python tools/build_notebooks.py
+	$(BIN)/python -m lab_support.notebook_pairs
 	$(BIN)/python -m lab_support.assign
 
 exercises: $(STAMP)

@@ -30,5 +30,6 @@ def test_smoke_notebook_runs_top_to_bottom(tmp_path):
     html = "\n".join(outputs_of(nb, "text/html"))
     assert "lab ready" in html and "embedded" in html   # status panel, HTML fallback
     assert "lab-predict" in html                          # the prediction widget's fallback
+    assert "lab-mcp" in html and "lab-mcp-tools" in html  # lab.mcp's request/answer views
     assert outputs_of(nb, "application/vnd.jupyter.widget-view+json")  # live widgets too
     assert len(outputs_of(nb, "image/png")) >= 2          # watch timeline + calibration kept

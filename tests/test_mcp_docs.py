@@ -76,8 +76,8 @@ def test_tools_through_an_mcp_client(notes_dir):
         "contract.md": "Contract", "notes/clock.md": "Clock notes",
         "notes/deep/replay.md": "Replay"}
     matches = json.loads(text_of(grep))["matches"]
-    assert [(m["path"], m["line"]) for m in matches] == [
-        ("contract.md", 2), ("notes/clock.md", 1), ("notes/clock.md", 2)]
+    assert [(m["path"], m["line"]) for m in matches] == [  # notes first, then the rest
+        ("notes/clock.md", 1), ("notes/clock.md", 2), ("contract.md", 2)]
     assert "rerun from a step" in text_of(read)
     assert text_of(bare).startswith("# Clock notes")
     assert refused.is_error and "not a doc path" in text_of(refused)

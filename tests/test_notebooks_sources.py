@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import ast
 import re
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
+from lab_support import notebook_pairs
+from lab_support.checks import is_hidden_check_cell
 
-import build_notebooks  # noqa: E402
-from lab_support.checks import is_hidden_check_cell  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CONCEPT_NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -43,8 +41,12 @@ def test_the_pilot_set_is_complete():
     assert [p.name for p in EXERCISES] == [p.name for p in SOLUTIONS]
 
 
-def test_notebooks_match_their_sources():
-    assert build_notebooks.main(["--check"]) == 0, "run: python tools/build_notebooks.py"
+def test_every_notebook_has_its_markdown_pair_and_they_agree():
+    paired = {ipynb for _md, ipynb in notebook_pairs.pairs()}
+    assert set(CONCEPT_NOTEBOOKS + SOLUTIONS) == paired, "each .ipynb needs its .md (and back)"
+    drift = {str(ipynb.relative_to(ROOT)): notebook_pairs.differences(md, ipynb)
+             for md, ipynb in notebook_pairs.pairs()}
+    assert not {k: v for k, v in drift.items() if v}, "run: make notebooks"
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -54,7 +56,8 @@ def test_committed_without_outputs_and_valid(path):
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, cell.source[:80]
-    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.metadata["kernelspec"]["name"] == notebook_pairs.KERNELSPEC["name"], \
+        "notebooks name the project's kernel"
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -109,16 +112,41 @@ def test_solution_has_tasks_checks_and_parameters(path):
     assert any(is_hidden_check_cell(c) and "lab.check(" in c.source for c in nb.cells)
 
 
-def test_parser_reads_tags_splits_and_fences():
-    cells = build_notebooks.parse_cells(
-        "# Title\n\n```python tags=parameters, x\na = 1\n```\nText\n+++\nMore\n"
-        "```text\nnot code\n```\n```python\nb = 2\n```\n")
-    kinds = [(c.cell_type, c.source) for c in cells]
-    assert kinds == [("markdown", "# Title"), ("code", "a = 1"), ("markdown", "Text"),
-                     ("markdown", "More\n```text\nnot code\n```"), ("code", "b = 2")]
-    assert cells[1].metadata["tags"] == ["parameters", "x"]
+def test_an_edit_saved_in_jupyterlab_is_not_drift(tmp_path):
+    """Saving from JupyterLab gives new ids and outputs; only content differences count."""
+    md, ipynb = notebook_pairs.pairs()[0]
+    (tmp_path / md.name).write_text(md.read_text(encoding="utf-8"), encoding="utf-8")
+    nb = nbformat.read(str(ipynb), as_version=4)
+    for n, cell in enumerate(nb.cells):
+        cell["id"] = f"saved-{n}"
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.v4.new_output("stream", text="hi")]
+    nbformat.write(nb, str(tmp_path / ipynb.name))
+    assert notebook_pairs.differences(tmp_path / md.name, tmp_path / ipynb.name) is None
+    nb.cells[1].source += "\n# changed"
+    nbformat.write(nb, str(tmp_path / ipynb.name))
+    assert "cell 1 differs" in notebook_pairs.differences(tmp_path / md.name, tmp_path / ipynb.name)
 
 
-def test_parser_rejects_an_unclosed_code_cell():
-    with pytest.raises(build_notebooks.SourceError, match="never closed"):
-        build_notebooks.parse_cells("intro\n```python\nx = 1\n", "demo.md")
+def test_a_rebuild_keeps_the_ids_of_unchanged_cells(tmp_path):
+    md, ipynb = notebook_pairs.pairs()[0]
+    copy_md = tmp_path / md.name
+    text = md.read_text(encoding="utf-8")
+    copy_md.write_text(text.replace("```python\n", "```python\n# new first line\n", 1),
+                       encoding="utf-8")
+    old = nbformat.read(str(ipynb), as_version=4)
+    new = notebook_pairs.build(copy_md, old)
+    changed = [n for n, (a, b) in enumerate(zip(old.cells, new.cells)) if a.id != b.id]
+    assert len(changed) == 1 and len(new.cells) == len(old.cells), changed
+    assert len({c.id for c in new.cells}) == len(new.cells)
+
+
+def test_from_ipynb_keeps_an_edit_made_in_the_notebook(tmp_path):
+    md, ipynb = notebook_pairs.pairs()[0]
+    nb = nbformat.read(str(ipynb), as_version=4)
+    nb.cells[0].source += "\n\nAn instructor's note."
+    target = tmp_path / ipynb.name
+    nbformat.write(nb, str(target))
+    written = notebook_pairs.write_markdown_from_notebook(target)
+    assert "An instructor's note." in written.read_text(encoding="utf-8")
+    assert notebook_pairs.differences(written, target) is None

@@ -179,7 +179,9 @@ class NotesLibrary:
             raise ToolError(f"{pattern!r} is not a valid regular expression here: {reason} "
                             "(RE2 syntax: no look-arounds or back-references)") from None
         hits: list[dict] = []
-        for rel in self.paths():
+        # The learner-facing notes first: with the default limit an agent's grep must reach
+        # them before the longer reference pages (engine contract, lab API) fill the answer.
+        for rel in sorted(self.paths(), key=lambda rel: not rel.startswith("notes/")):
             lines = (self.root / rel).read_text(encoding="utf-8").splitlines()
             for number, line in enumerate(lines, start=1):
                 if regex.search(line):
