@@ -45,11 +45,20 @@ def test_a_foreign_origin_changes_nothing(engine, method, path, body):
     assert "guard/from-evil" not in names
 
 
-@pytest.mark.parametrize("origin", ["http://localhost:1", "null", "http://127.0.0.1"])
-def test_other_local_pages_are_foreign_too(engine, origin):
+@pytest.mark.parametrize("origin", ["null", "http://127.0.0.1.evil.example",
+                                    "http://localhost.evil.example:8288", "file://",
+                                    "http://10.0.0.5:8288"])
+def test_look_alike_and_opaque_origins_are_foreign(engine, origin):
     r = httpx.post(engine.url + "/lab/v1/clock/advance", json={"seconds": 1},
                    headers={"origin": origin}, timeout=10)
     assert r.status_code == 403
+
+
+def test_loopback_pages_are_trusted_as_by_the_mcp_transport(engine):
+    """JupyterLab (another loopback port) may call the engine from a widget."""
+    jupyter = {"origin": "http://127.0.0.1:8888"}
+    assert httpx.post(engine.url + "/e/key", json={"name": "guard/jupyter"}, headers=jupyter
+                      ).status_code == 200
 
 
 def test_the_dashboard_on_its_own_origin_and_clients_without_origin_work(engine):
@@ -128,6 +137,7 @@ def test_without_an_event_key_any_key_is_accepted(engine):
     assert r.status_code == 200 and event_runs(engine, r.json()["ids"][0]) == []
 
 
+
 ATTACK_PAGE = """<!doctype html><script>
 window.done = false;
 const engine = "%s";
@@ -143,16 +153,19 @@ Promise.allSettled([
 
 @pytest.mark.browser
 def test_a_page_on_another_origin_cannot_drive_the_engine_in_chromium(fresh_engine):
-    """Finding 8 as it was seen: Chromium loads a page from another origin whose script
-    sends simple (no preflight) requests to the engine. Nothing changes; the same request
-    from the engine's own page (the dashboard's origin) works."""
-    from dashboard_helpers import browser_page, require_chromium
+    """Finding 8 as it was seen. Chromium resolves ``evil.example`` to 127.0.0.1 (as DNS
+    rebinding would): a page there sends simple (no preflight) requests to the engine, and a
+    tab opens the engine itself under that name. Nothing changes and nothing is served; the
+    same request from the engine's own page (the dashboard's origin) works."""
+    from dashboard_helpers import CHROMIUM, CHROMIUM_ARGS, PAGE_TIMEOUT_MS, require_chromium
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse
 
     from lab_support.host import ThreadedHost
 
     require_chromium()
+    from playwright.sync_api import sync_playwright
+
     engine = fresh_engine
     kept = httpx.post(engine.url + "/e/key", json={"name": "guard/kept"}).json()["ids"][0]
     before = clock_offset(engine)
@@ -162,15 +175,25 @@ def test_a_page_on_another_origin_cannot_drive_the_engine_in_chromium(fresh_engi
     def page():
         return HTMLResponse(ATTACK_PAGE % engine.url)
 
-    with ThreadedHost(site) as other, browser_page() as tab:
-        tab.goto(other.url.replace("127.0.0.1", "localhost") + "/")
-        tab.wait_for_function("window.done === true")
-        assert clock_offset(engine) == before
-        events = httpx.get(engine.url + "/v1/events").json()["data"]
-        assert [e["internal_id"] for e in events] == [kept], events    # no reset, no new event
-        tab.goto(engine.url + "/")
-        status = tab.evaluate("""async () => (await fetch("/e/key", {method: "POST",
-            body: JSON.stringify({name: "guard/own-page"})})).status""")
-        assert status == 200
-        names = [e["name"] for e in httpx.get(engine.url + "/v1/events").json()["data"]]
-        assert "guard/own-page" in names
+    rules = "--host-resolver-rules=MAP evil.example 127.0.0.1"
+    with ThreadedHost(site) as other, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + [rules],
+                                     headless=True, timeout=PAGE_TIMEOUT_MS)
+        try:
+            tab = browser.new_page()
+            tab.set_default_timeout(PAGE_TIMEOUT_MS)
+            tab.goto(f"http://evil.example:{other.port}/")
+            tab.wait_for_function("window.done === true")
+            assert clock_offset(engine) == before
+            events = httpx.get(engine.url + "/v1/events").json()["data"]
+            assert [e["internal_id"] for e in events] == [kept], events   # no reset, no event
+            rebound = tab.goto(f"http://evil.example:{engine.port}/v1/events")
+            assert rebound.status == 421 and "guard/kept" not in rebound.text()
+            tab.goto(engine.url + "/")
+            status = tab.evaluate("""async () => (await fetch("/e/key", {method: "POST",
+                body: JSON.stringify({name: "guard/own-page"})})).status""")
+            assert status == 200
+        finally:
+            browser.close()
+    names = [e["name"] for e in httpx.get(engine.url + "/v1/events").json()["data"]]
+    assert "guard/own-page" in names

@@ -38,8 +38,7 @@ def create_app(engine: Engine, *, start_opts: dict | None = None,
                allow_hosts: tuple[str, ...] = (),
                allow_origins: tuple[str, ...] = ()) -> FastAPI:
     opts = start_opts or {}
-    security = security_settings(opts.get("host", "127.0.0.1"), opts.get("port", 8288),
-                                 allow_hosts, allow_origins)
+    security = security_settings(opts.get("host", "127.0.0.1"), allow_hosts, allow_origins)
     mcp_server = _load_mcp(opts, event_key)
 
     @contextlib.asynccontextmanager

@@ -6,14 +6,15 @@ request must come from the engine's own pages.
   be a loopback name (``127.0.0.1``, ``localhost``, ``[::1]``, any port), the address the
   engine is bound to, or a host given with ``--allow-host``. 421 otherwise.
 * **Origin** (cross-site requests): browsers name the page that makes a request in
-  ``Origin``. When it is present it must be the engine's own origin (``http://<allowed
-  host>:<port>``: the dashboard) or one given with ``--allow-origin``; 403 otherwise.
-  The SDK, curl, httpx and MCP clients send no ``Origin`` and are not affected.
+  ``Origin``. When it is present it must be a page of an allowed host (``http://<allowed
+  host>:<any port>``: the dashboard, JupyterLab on loopback) or one given with
+  ``--allow-origin``; 403 otherwise, so a web page elsewhere can neither read nor change
+  anything. The SDK, curl, httpx and MCP clients send no ``Origin`` and are not affected.
 
-The policy is the one the ``mcp`` package applies to its own HTTP transport (its
-``TransportSecuritySettings`` / ``TransportSecurityMiddleware``, DNS-rebinding protection
-on), built once here and used for every route, the ``/mcp`` mount included. The only
-difference from mcp's loopback default is that origins must also be on the engine's port.
+The policy is the one the ``mcp`` package applies to its own HTTP transport on loopback (its
+``TransportSecuritySettings`` / ``TransportSecurityMiddleware`` with DNS-rebinding protection
+on), built once here and used for every route, the ``/mcp`` mount included. The Worker host
+(``chat_agent.http_guard``) applies the same rule.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _host_name(host: str) -> str:
     return host
 
 
-def security_settings(bind_host: str = "127.0.0.1", port: int = 8288,
+def security_settings(bind_host: str = "127.0.0.1",
                       allow_hosts: tuple[str, ...] = (),
                       allow_origins: tuple[str, ...] = ()) -> TransportSecuritySettings:
     names = list(LOOPBACK_HOSTS)
@@ -42,7 +43,8 @@ def security_settings(bind_host: str = "127.0.0.1", port: int = 8288,
         names.append(_host_name(bind_host))
     names += [_host_name(h) for h in allow_hosts if _host_name(h) not in names]
     hosts = [f"{name}:*" for name in names] + names      # with a port, or without (port 80)
-    origins = [f"http://{name}:{port}" for name in names] + list(allow_origins)
+    origins = [f"http://{name}:*" for name in names] + [f"http://{name}" for name in names]
+    origins += list(allow_origins)
     return TransportSecuritySettings(enable_dns_rebinding_protection=True,
                                      allowed_hosts=hosts, allowed_origins=origins)
 
