@@ -234,11 +234,34 @@ def test_a_cron_that_cannot_fire_is_refused_and_stores_nothing(fresh_engine, cro
     assert leap.status_code == 200, leap.text
 
 
-def test_registration_body_limits(engine):
+def test_registration_body_must_be_strict_json(engine):
     bad = post(engine, "/fn/register", b'{"appname": "robust-nan", "functions": [NaN]}')
     assert bad.status_code == 400 and "NaN" in bad.json()["error"]
-    huge = b'{"appname": "robust-huge", "pad": "' + b"x" * limits.SYNC_BODY_MAX_BYTES + b'"}'
-    assert post(engine, "/fn/register", huge).status_code == 413
+
+
+def _padded(doc: dict, size: int) -> bytes:
+    """``doc`` with a "pad" string that makes the compact JSON exactly ``size`` bytes."""
+    body = json.dumps({**doc, "pad": ""}, separators=(",", ":")).encode()
+    return body[:-2] + b"x" * (size - len(body)) + b'"}'
+
+
+REGISTRATION = {"appname": "robust-padded", "url": "http://127.0.0.1:9/api/inngest",
+                "functions": [function_doc("robust-padded-fn")]}
+
+
+@pytest.mark.parametrize("path, cap, doc", [
+    ("/fn/register", limits.SYNC_BODY_MAX_BYTES, REGISTRATION),
+    ("/v0/gql", limits.GRAPHQL_BODY_MAX_BYTES, {"query": "{ apps { id } }"}),
+    ("/lab/v1/clock/auto", limits.API_BODY_MAX_BYTES, {"enabled": True}),
+    ("/v1/cancellations", limits.API_BODY_MAX_BYTES, {}),
+    ("/mcp", limits.MCP_BODY_MAX_BYTES, {"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+])
+def test_request_body_caps(engine, path, cap, doc):
+    at = post(engine, path, _padded(doc, cap))
+    assert at.status_code != 413, at.text[:300]
+    past = post(engine, path, _padded(doc, cap + 1))
+    assert past.status_code == 413 and str(cap) in past.json()["error"]
+    still_usable(engine)
 
 
 # -- the lab API -------------------------------------------------------------------------

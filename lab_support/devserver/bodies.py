@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .limits import (API_BODY_MAX_BYTES, EVENT_BODY_MAX_BYTES, GRAPHQL_BODY_MAX_BYTES, INT_MAX,
-                     INT_MIN, JSON_MAX_DEPTH, SYNC_BODY_MAX_BYTES)
+                     INT_MIN, JSON_MAX_DEPTH, MCP_BODY_MAX_BYTES, SYNC_BODY_MAX_BYTES)
 
 
 class JSONInputError(ValueError):
@@ -42,6 +42,8 @@ def body_cap(path: str) -> int:
         return SYNC_BODY_MAX_BYTES
     if path.startswith("/v0/gql"):
         return GRAPHQL_BODY_MAX_BYTES
+    if path == "/mcp" or path.startswith("/mcp/"):
+        return MCP_BODY_MAX_BYTES
     return API_BODY_MAX_BYTES
 
 

@@ -15,6 +15,7 @@ DAY_MS = 86_400_000
 EVENT_BODY_MAX_BYTES = 3 * MIB        # POST /e/{key}: the real server's 3 MiB
 SYNC_BODY_MAX_BYTES = 4 * MIB         # POST /fn/register
 GRAPHQL_BODY_MAX_BYTES = 4 * MIB      # POST /v0/gql (an invoke carries an event's data)
+MCP_BODY_MAX_BYTES = 4 * MIB          # /mcp (send_event carries an event's data): mcp's own
 API_BODY_MAX_BYTES = 1 * MIB          # /lab/v1, /v1 REST and anything else
 JSON_MAX_DEPTH = 64                   # nesting of any JSON body (event data included)
 
