@@ -13,6 +13,12 @@
 | 206 AIGateway         | the engine makes the HTTP call itself; memo = the response body   |
 | 5xx / timeout         | retry with backoff, unless x-inngest-no-retry; then run Failed    |
 | unreachable host      | retried until the host is back; does not use up attempts          |
+| an unusable answer    | run Failed with the reason, not retried (sdk_call.py: no ops,     |
+|                       | over 8 MiB, bad signature, NaN ...)                               |
+
+Loops an app can start are bounded (limits.py): a step planned more than
+``MAX_PLANS_PER_STEP`` times, or a run with more than ``MAX_PLANS_PER_RUN`` plans, fails the
+run; an invoke from a run already ``MAX_INVOKE_DEPTH`` invokes deep fails that invoke step.
 """
 
 from __future__ import annotations
