@@ -1,8 +1,10 @@
-"""Lab-only endpoints (``/lab/v1``): the clock, chaos rules, reset, sync, a run list.
+"""Lab-only endpoints (``/lab/v1``): the clock, chaos rules, reset, sync, a run list, and the
+capabilities the course needs beyond the dev server: executing-step history (``stats/steps``),
+plan limits (``tier``), billed executions (``executions``) and bulk Replay (``replay``).
 
-Every body is read by ``bodies.parse_json`` (no NaN, no 64-bit overflow, bounded depth) and
-every field is type-checked before anything changes, so a bad request is a 400 with a
-message and the engine is exactly as it was.
+Every body is read by ``_body`` (``bodies.parse_json``: no NaN, no 64-bit overflow, bounded
+depth) and the fields are type-checked before anything changes, so a bad request is a 400
+with a message and the engine is exactly as it was.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import math
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from . import executions, expressions, tiers
 from .bodies import parse_json
 from .chaos import ChaosError
 from .clock import ClockError
 from .durations import DurationError, parse_duration_ms
+from .engine import EngineError
 from .ids import parse_time_ms, rfc3339
-from .limits import CLOCK_MAX_MS
+from .limits import CLOCK_MAX_MS, EXPRESSION_MAX_CHARS
+from .models import GQL_RUN_STATUS
 from .sync import SyncError, sync_app
 from .views import lab_run_record
 
@@ -137,14 +142,19 @@ async def add_chaos(request: Request):
     try:
         body = await _body(request)
         times = body.get("times", 1)
-        if isinstance(times, bool) or not isinstance(times, int):
-            raise ValueError(f'"times" must be a whole number, not {times!r}')
+        if times is not None and (isinstance(times, bool) or not isinstance(times, int)):
+            raise ValueError(f'"times" must be a whole number (or null), not {times!r}')
         if len(engine.chaos.rules) >= MAX_CHAOS_RULES:
             raise ValueError(f"at most {MAX_CHAOS_RULES} chaos rules; DELETE /lab/v1/chaos "
                              "clears them")
+        duration = body.get("duration")
+        duration_ms = None
+        if duration is not None:   # "8s", or a number of seconds
+            duration_ms = (parse_duration_ms(duration) if isinstance(duration, str)
+                           else parse_duration_ms(_number(body, "duration") * 1000))
         rule = engine.chaos.add(_text(body, "function", ""), _text(body, "step", ""), times,
-                                _text(body, "mode", "raise"))
-    except (ChaosError, ValueError) as exc:
+                                _text(body, "mode", "raise"), duration_ms=duration_ms)
+    except (ChaosError, DurationError, ValueError) as exc:
         return _error(str(exc))
     return rule
 
@@ -166,6 +176,8 @@ async def reset(request: Request):
     engine.store.reset_runs()      # drops every queue item too; the scheduler skips them
     engine.singletons.clear()
     engine.chaos.clear()
+    engine.step_stats.reset()
+    engine.set_tier(engine.tier.tier if engine.tier else None)   # the plan outlives a reset
     engine.cron.schedule_all()
     return {"ok": True}
 
@@ -218,3 +230,106 @@ async def runs(request: Request, function: str | None = None, status: str | None
 @router.get("/stats")
 async def stats(request: Request):
     return _engine(request).scheduler.stats()
+
+
+# -- capabilities beyond the dev server ------------------------------------------------------
+def _function_slug(engine, function: str | None) -> str | None:
+    if not function:
+        return None
+    fn = engine.find_function(function)
+    if fn is None:
+        raise LookupError(f"function {function!r} not found")
+    return fn.slug
+
+
+def _window(since, until) -> tuple[int | None, int | None]:
+    return (_time(since, "since") if since else None, _time(until, "until") if until else None)
+
+
+@router.get("/stats/steps")
+async def step_stats(request: Request, function: str | None = None, key: str | None = None):
+    """Executing steps over engine time: peak, peaks per key value, series."""
+    engine = _engine(request)
+    try:
+        slug = _function_slug(engine, function)
+        if key and len(key) > EXPRESSION_MAX_CHARS:
+            raise expressions.ExpressionError(f"key: longer than {EXPRESSION_MAX_CHARS} "
+                                              "characters")
+        if key:
+            expressions.compile_expression(key)
+    except LookupError as exc:
+        return _error(str(exc), 404)
+    except expressions.ExpressionError as exc:
+        return _error(str(exc))
+    return engine.step_stats.summary(slug, key)
+
+
+@router.get("/tier")
+async def get_tier(request: Request):
+    plan = _engine(request).tier
+    return {"tier": plan.tier if plan else None, "limits": plan.view() if plan else None,
+            "plans": {name: p.view() for name, p in tiers.PLANS.items()}}
+
+
+@router.post("/tier")
+async def set_tier(request: Request):
+    engine = _engine(request)
+    try:
+        body = await _body(request)
+        if "tier" not in body:
+            return _error('give {"tier": "hobby"}, {"tier": "pro"} or {"tier": null}')
+        engine.set_tier(body["tier"])
+    except (tiers.TierError, ValueError) as exc:
+        return _error(str(exc))
+    return await get_tier(request)
+
+
+@router.get("/executions")
+async def count_executions(request: Request, function: str | None = None,
+                           since: str | None = None,
+                           until: str | None = None):
+    """Runs, steps, attempts and billed executions, counted from the engine's runs."""
+    engine = _engine(request)
+    try:
+        slug = _function_slug(engine, function)
+        since_ms, until_ms = _window(since, until)
+    except LookupError as exc:
+        return _error(str(exc), 404)
+    except ValueError as exc:
+        return _error(str(exc))
+    return executions.count(engine, slug, since_ms, until_ms)
+
+
+REST_STATUS = {v: k for k, v in GQL_RUN_STATUS.items()}
+
+
+@router.post("/replay")
+async def bulk_replay(request: Request):
+    """Bulk Replay: rerun from the start every matching run of one function."""
+    engine = _engine(request)
+    try:
+        body = await _body(request)
+        if not body.get("function"):
+            return _error('bulk replay needs {"function": slug, "since", "until", '
+                          '"statuses": ["FAILED"], "error_contains"}')
+        since_ms, until_ms = _window(body.get("since"), body.get("until"))
+        if not isinstance(body.get("statuses") or [], list):
+            raise ValueError('"statuses" must be a list of run statuses')
+        if not isinstance(body.get("error_contains") or "", str):
+            raise ValueError('"error_contains" must be a string')
+        statuses = set()
+        for status in body.get("statuses") or ["FAILED"]:
+            word = REST_STATUS.get(str(status).upper()) or next(
+                (s for s in GQL_RUN_STATUS if s.lower() == str(status).lower()), None)
+            if word is None:
+                return _error(f"unknown run status {status!r}; use one of "
+                              f"{', '.join(GQL_RUN_STATUS.values())}")
+            statuses.add(word)
+        result = engine.replay(str(body["function"]), since_ms=since_ms, until_ms=until_ms,
+                               statuses=statuses, error_contains=body.get("error_contains"))
+    except EngineError as exc:
+        return _error(str(exc), 404 if "not found" in str(exc) else 400)
+    except ValueError as exc:
+        return _error(str(exc))
+    result["name"] = str(body.get("name") or "")
+    return {"data": result}

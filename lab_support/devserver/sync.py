@@ -18,9 +18,8 @@ import hashlib
 import time
 
 import httpx
-from croniter import croniter
 
-from . import cron, expressions
+from . import cron, expressions, tiers
 from .bodies import JSONInputError, parse_json
 from .durations import DurationError, parse_duration_ms
 from .ids import stable_uuid
@@ -57,12 +56,11 @@ def validate_function(fn: dict) -> list[str]:
         say(f"{slug}: the same trigger is listed twice")
     for trig in triggers:
         if trig.get("cron"):
-            if not croniter.is_valid(trig["cron"]):
-                say(f"{slug}: invalid cron {trig['cron']!r}")
-            else:
-                _cron_fires(trig["cron"], slug, problems)
-            if trig.get("jitter"):
-                say(f"{slug}: cron jitter is not implemented by the embedded engine")
+            problem = (cron.validate(trig["cron"])   # robfig/cron rules, TZ= prefix included
+                       or cron.jitter_problem(trig.get("jitter"))
+                       or _cron_never_fires(trig["cron"]))
+            if problem:
+                say(f"{slug}: {problem}")
         elif trig.get("event"):
             if len(trig["event"]) > 255:
                 say(f"{slug}: trigger event name longer than 255 characters")
@@ -152,17 +150,14 @@ def function_problems(fn) -> list[str]:
     return function_shape_problems(fn) or validate_function(fn)
 
 
-def _cron_fires(expr: str, slug: str, problems: list[str]) -> None:
-    """A cron must name a time that exists (``0 0 31 2 *`` never comes) in standard form."""
-    fields = [f for f in expr.split() if not f.upper().startswith(("TZ=", "CRON_TZ="))]
-    if not expr.strip().startswith("@") and len(fields) != 5:
-        problems.append(f"{slug}: cron {expr!r} must have 5 fields (minute hour day month "
-                        "weekday)")
-        return
+def _cron_never_fires(expr: str) -> str | None:
+    """A valid cron must also name a time that comes (``0 0 31 2 *`` never does): the
+    engine schedules its next tick at every sync and start, so such a cron is refused."""
     try:
         cron.next_tick_ms(expr, int(time.time() * 1000))
-    except Exception:  # noqa: BLE001 - croniter raises several kinds for a cron with no time
-        problems.append(f"{slug}: cron {expr!r} never fires (no date matches it)")
+    except cron.CronError as exc:
+        return f"cron {expr!r} never fires (no date matches it: {exc})"
+    return None
 
 
 def _valid_dur(value) -> bool:
@@ -225,10 +220,12 @@ def register(engine, body: bytes) -> tuple[int, dict]:
     checksum = hashlib.sha256(body).hexdigest()
     app_id = stable_uuid("app", app_name)
     existing = engine.store.apps.get(app_name)
-    if existing and existing.checksum == checksum and not existing.error:
+    if existing and existing.checksum == checksum and not existing.error \
+            and not tiers.sync_problems(engine.tier, functions):   # a new plan re-checks
         return 200, {"ok": True, "modified": False, "sync_id": stable_uuid("sync", checksum),
                      "app_id": app_id}
     problems = [p for fn in functions for p in validate_function(fn)]
+    problems += tiers.sync_problems(engine.tier, functions)     # lab plan limits, if any
     seen = [fn.get("id") for fn in functions]
     if len(set(seen)) != len(seen):
         problems.append("duplicate function ids in one app")
