@@ -114,9 +114,9 @@ CLAIMS = {
         "event branch: support/refund.issued started 2 runs:",
         "reply to the user: 202", "step.run branch: step bodies ran {'charge': 1, 'notify': 1}",
         "sleep / sleep_until / wait_for_event: {'approved': False}",
-        "invoke + parallel: {'risk': 0.9, 'tier': 'pro', 'refunds': 2} | child runs of score-risk: 1",
+        "invoke + parallel: {'refunds': 2, 'risk': 0.9, 'tier': 'pro'} | child runs of score-risk: 1",
         "the blocking handler answers: {'status': 504", "the report run itself: COMPLETED",
-        "events that started no run: ['stripe/payment.faild']",
+        "the typo'd event is stored and started no run: True",
     ],
 }
 
