@@ -88,7 +88,7 @@ CLAIMS = {
         "10 summaries, formatting in a step: 30 executions; as plain code: 20 executions",
         "50 events, batched: 1 run(s), 2 executions; one run per event: 50 runs, 100 executions",
         "follow-up after 3 seconds: 2 steps -> 3 executions",
-        "follow-up after 3 days: 2 steps -> 3 executions",
+        "wait costs the same as the 3-second one: True",
         "Hobby: peak steps at once for a limit=10 function: 5", "Hobby: an 8-day sleep -> FAILED",
         "batch_size_too_large", "one email: 1 run + 5 step executions = 6 executions",
         "a day of 12 emails: 12 runs, 60 steps, 62 step attempts (2 retried) -> 74 executions",
