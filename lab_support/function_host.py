@@ -78,13 +78,19 @@ def sync(serve_url: str, timeout: float = 15.0) -> dict:
 class ThreadHost:
     kind = "thread"
 
-    def __init__(self, app, port: int | None = None) -> None:
+    def __init__(self, app, port: int | None = None, *, serve_path: str = SERVE_PATH,
+                 lifespan: str = "off") -> None:
         self.swappable = SwappableApp(app)
-        self._server = ThreadedHost(self.swappable, port=port)
+        self.serve_path = serve_path
+        self._server = ThreadedHost(self.swappable, port=port, lifespan=lifespan)
+
+    @property
+    def base_url(self) -> str:
+        return self._server.url
 
     @property
     def url(self) -> str:
-        return self._server.url + SERVE_PATH
+        return self._server.url + self.serve_path
 
     def start(self, timeout: float = 5.0) -> "ThreadHost":
         self._server.start(timeout=timeout)

@@ -47,11 +47,12 @@ class ThreadedHost:
     """An ASGI app served by uvicorn in a daemon thread with its own event loop."""
 
     def __init__(self, app, *, host: str = "127.0.0.1", port: int | None = None,
-                 log_level: str = "warning") -> None:
+                 log_level: str = "warning", lifespan: str = "off") -> None:
         self.app = app
         self.host = host
         self.port = port or free_port(host)
         self._log_level = log_level
+        self._lifespan = lifespan  # "on": run the app's startup/shutdown (a full app's DB prep)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -75,7 +76,7 @@ class ThreadedHost:
                 "cannot start. Stop the other process (or the other notebook's lab.stop()), "
                 "or start without a fixed port to pick a free one.")
         config = uvicorn.Config(self.app, host=self.host, port=self.port,
-                                log_level=self._log_level, lifespan="off",
+                                log_level=self._log_level, lifespan=self._lifespan,
                                 access_log=False, timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
         # A server in a thread must not steal the kernel's signal handlers.

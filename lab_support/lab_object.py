@@ -59,15 +59,22 @@ class Lab:
         self.seconds_per_hour = REAL_SECONDS_PER_HOUR
         self.clock = Clock(self)
         self.chaos = Chaos(self)
+        self._served_app = None  # lab.start(app=...): the app being served (worker_host)
+        self._worker_env = None
+        self._model = None
         # A kernel shut down without lab.stop() must not leave its engine running.
         atexit.register(self.stop)
 
     # ------------------------------------------------------------------ start / stop
-    def start(self, functions, app_id: str | None = None, engine: str = "auto",
+    def start(self, functions=None, app_id: str | None = None, engine: str = "auto",
               host: str = "thread", *, port: int | None = None,
               engine_port: int | None = None, memory: bool = False,
-              quiet: bool = False) -> "Lab":
-        """Pick and start the engine, serve ``functions`` from a host, sync, show status."""
+              quiet: bool = False, app=None) -> "Lab":
+        """Pick and start the engine, serve ``functions`` (or a whole ASGI ``app``) from a
+        host, sync, show status."""
+        if app is not None:
+            return self._start_app(app, functions, app_id, engine, host, port=port,
+                                   engine_port=engine_port, memory=memory, quiet=quiet)
         functions = _as_function_list(functions)
         app_id = app_id or _infer_app_id(functions)
         _check_ids(functions, app_id)
@@ -93,8 +100,10 @@ class Lab:
             self.status()
         return self
 
-    def update(self, functions=None) -> "Lab":
-        """Serve new versions of the functions (same engine, same runs) and re-sync."""
+    def update(self, functions=None, *, app=None) -> "Lab":
+        """Serve new versions of the functions (or of the app) on the same engine, re-sync."""
+        if app is not None or self._served_app is not None:
+            return self._update_app(app, functions)
         if self._host is None or self.api is None:
             raise RuntimeError("Nothing is running yet: call lab.start(functions) first.")
         functions = _as_function_list(functions) if functions is not None else self.functions
@@ -154,6 +163,10 @@ class Lab:
         if self._host is not None:
             self._host.stop()
             self._host = None
+        if self._worker_env is not None:
+            from .worker_host import release
+
+            release(self)
 
     def _stop_engine(self) -> None:
         if self._engine_proc is not None:
@@ -172,6 +185,8 @@ class Lab:
     def stop(self) -> None:
         """Stop the host and the engine this kernel started (a running dev server is left alone)."""
         self._stop_host()
+        if self._model is not None:
+            self._model.stop()
         self._stop_engine()
 
     # ------------------------------------------------------------------ host crash demo
@@ -280,13 +295,12 @@ class Lab:
         span_tree = api.trace(run_id, memo_field=api.kind == "embedded")
         values = {}
         if outputs:
-            for span in tracing.step_spans(span_tree):
-                if span.get("outputID"):
-                    try:
-                        values[span["outputID"]] = tracing.output_value(
-                            api.span_output(span["outputID"]))
-                    except LabClientError:
-                        values[span["outputID"]] = None
+            ids = [s["outputID"] for s in tracing.step_spans(span_tree) if s.get("outputID")]
+            for output_id in ids + tracing.attempt_output_ids(span_tree):
+                try:
+                    values[output_id] = tracing.output_value(api.span_output(output_id))
+                except LabClientError:
+                    values[output_id] = None
         return tracing.trace_frame(tracing.trace_rows(span_tree, values))
 
     # ------------------------------------------------------------------ recovery
@@ -386,6 +400,54 @@ class Lab:
         from .checks import check
 
         return check(*args, **kwargs)
+
+    # ------------------------------------------------------------------ the Worker under lab
+    # (worker-cap: a whole app, the model endpoint, cost; logic in worker_host / model / cost)
+    def _start_app(self, app, functions, app_id, engine, host, **options) -> "Lab":
+        from .worker_host import EnvOverrides, start_app
+
+        if functions is not None or app_id is not None:
+            raise ValueError("lab.start(app=...) serves the functions the app serves: "
+                             "pass either functions or app=, not both (nor app_id=).")
+        self._worker_env = self._worker_env or EnvOverrides()
+        return start_app(self, app, engine=engine, host=host, **options)
+
+    def _update_app(self, app, functions) -> "Lab":
+        from .worker_host import update_app
+
+        if app is None or functions is not None:
+            raise ValueError("An app is being served: swap it with lab.update(app=new_app).")
+        return update_app(self, app)
+
+    @property
+    def host_url(self) -> str | None:
+        """The host's base URL (POST ``lab.host_url + "/webhooks/postmark"``), or None."""
+        if self._host is None:
+            return None
+        base = getattr(self._host, "base_url", None)
+        return base or self._host.url.rsplit("/api/inngest", 1)[0]
+
+    @property
+    def model(self):
+        """The offline model endpoint: ``.limit(rpm)``, ``.fail(times, status)``,
+        ``.usage()``, ``.url``, ``.reset()`` (see ``lab_support.model``)."""
+        if self._model is None:
+            from .model import LabModel
+
+            self._model = LabModel(self)
+        return self._model
+
+    def cost(self, executions=None, tokens=None, **assumptions):
+        """Monthly cost per plan from measured executions (``lab.executions(...)``) and model
+        tokens (``lab.model.usage()``): sliders and a plot (see ``lab_support.cost``)."""
+        from .cost import cost_widget
+
+        measure = getattr(self, "executions", None)  # lab.executions (engine-cap)
+        if executions is None and self.api is not None and callable(measure):
+            executions = measure()
+        if tokens is None and self._model is not None and self._model.usage().requests:
+            tokens = self._model.usage()
+        return cost_widget(executions, tokens, **assumptions)
 
     def __repr__(self) -> str:
         if self.api is None:

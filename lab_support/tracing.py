@@ -1,6 +1,11 @@
 """Turn a GraphQL run trace into rows: one per step, saying what happened to it.
 
 Pure functions (no HTTP), so they are tested on recorded trace shapes.
+
+The ``model`` column is filled for model steps: a ``step.ai.infer`` answer (its ``usage``:
+prompt/completion tokens) or a ``step.run`` whose output carries ``usage`` (the Worker's
+``run-agent`` returns model, requests, input/output tokens), plus how many failed attempts
+before it were rate limits (429), read from the attempts' errors.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from typing import Any
 
 from .client import parse_time
 
-COLUMNS = ["step", "op", "attempts", "started", "ended", "status", "source", "output"]
+COLUMNS = ["step", "op", "attempts", "started", "ended", "status", "source", "output", "model"]
 SUMMARY_CHARS = 60
 
 
@@ -53,12 +58,55 @@ def source_of(span: dict) -> str:
     return "retried" if attempts > 1 else "executed"
 
 
+def _decoded(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _rate_limited(error: Any) -> bool:
+    text = str(error or "")
+    return "RateLimitError" in text or "rate_limit" in text or "429" in text
+
+
+def model_line(output: Any, attempt_errors: list | tuple = ()) -> str:
+    """``offline-lab-model · 4 calls · 4849 in / 278 out tokens · 2×429 retried``, or ``""``
+    for a step that is not a model call."""
+    value = _decoded(output)
+    usage = value.get("usage") if isinstance(value, dict) else None
+    limited = sum(1 for e in attempt_errors if _rate_limited(e))
+    parts = []
+    if isinstance(usage, dict):
+        tokens_in = usage.get("input_tokens", usage.get("prompt_tokens"))
+        tokens_out = usage.get("output_tokens", usage.get("completion_tokens"))
+        if tokens_in is None and tokens_out is None:
+            return ""
+        parts.append(str(usage.get("model") or value.get("model") or "model"))
+        if usage.get("requests"):
+            parts.append(f"{usage['requests']} calls")
+        parts.append(f"{tokens_in or 0} in / {tokens_out or 0} out tokens")
+    if limited:
+        parts.append(f"{limited}×429 retried")
+    return " · ".join(parts)
+
+
+def attempt_output_ids(trace: dict | None) -> list[str]:
+    """Output ids of failed attempts of retried steps (their errors)."""
+    return [child["outputID"] for span in step_spans(trace)
+            for child in span.get("childrenSpans") or [] if child.get("outputID")]
+
+
 def trace_rows(trace: dict | None, outputs: dict[str, Any] | None = None) -> list[dict]:
     outputs = outputs or {}
     rows = []
     for span in step_spans(trace):
         attempts = span.get("attempts") or len(span.get("childrenSpans") or []) or 1
         output = outputs.get(span.get("outputID") or "")
+        errors = [outputs.get(c["outputID"]) for c in span.get("childrenSpans") or []
+                  if c.get("outputID")]
         rows.append({
             "step": span.get("name"),
             "op": span.get("stepOp") or "",
@@ -68,6 +116,7 @@ def trace_rows(trace: dict | None, outputs: dict[str, Any] | None = None) -> lis
             "status": span.get("status"),
             "source": source_of(span),
             "output": summarize(output),
+            "model": model_line(output, errors),
         })
     return rows
 

@@ -51,7 +51,7 @@ def test_transform_rejects_malformed_payloads(change, message):
 def test_webhook_rejects_bad_input_and_writes_nothing(worker_db):
     # The client points at a closed port: a send attempt would fail loudly, so a 4xx here
     # also proves nothing was sent.
-    client = TestClient(create_app(make_client("http://127.0.0.1:9")))
+    client = TestClient(create_app(make_client("http://127.0.0.1:9")), base_url="http://127.0.0.1")
     before = query(worker_db, "SELECT count(*) AS n FROM audit_log")[0]["n"]
     response = client.post("/webhooks/postmark", content=b"{not json")
     assert response.status_code == 400 and "not JSON" in response.json()["error"]

@@ -3,7 +3,8 @@ functions, events, and the cancel / invoke / rerun mutations, shaped like the de
 
 A run's trace is a root span with one child span per step, named after the user step id;
 a step retried more than once has ``Attempt N`` children. Outputs are fetched separately by
-``outputID`` (``<run id>`` for the run, ``<run id>:<step hash>`` for a step).
+``outputID`` (``<run id>`` for the run, ``<run id>:<step hash>`` for a step,
+``<run id>:<step hash>:<attempt>`` for a failed attempt, whose output is its error).
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ def step_span(run: Run, step: Step) -> dict:
                      "startedAt": rfc3339(a["started_at"]), "endedAt": rfc3339(a["ended_at"]),
                      "duration": (a["ended_at"] - a["started_at"]) if a["ended_at"] and a["started_at"] else None,
                      "childrenSpans": [], "stepOp": step.op, "stepID": step.hash,
-                     "stepType": step.op, "outputID": None, "isRoot": False,
+                     "stepType": step.op, "isRoot": False,
+                     "outputID": f"{run.run_id}:{step.hash}:{a['attempt']}" if a.get("error")
+                     else None,
                      "parentSpanID": step.hash, "stepInfo": None, "memoized": False}
                     for a in attempts]
     info = None
@@ -194,6 +197,7 @@ def _run_trace_q(_, info, runID):
 def _span_output(_, info, outputID):
     engine = _engine(info)
     run_id, _, step_id = outputID.partition(":")
+    step_id, _, attempt = step_id.partition(":")
     run = _get_run(engine, run_id)
     if not step_id:
         if run.status == "Failed":
@@ -205,6 +209,14 @@ def _span_output(_, info, outputID):
     step = run.steps.get(step_id)
     if step is None:
         raise GraphQLError(f"no output {outputID}")
+    if attempt:  # one failed attempt of a retried step: its error
+        err = next((a.get("error") for a in step.attempts if str(a["attempt"]) == attempt
+                    and a.get("error")), None)
+        if err is None:
+            raise GraphQLError(f"no output {outputID}")
+        return {"input": None, "data": None,
+                "error": {"message": err.get("message", ""), "name": err.get("name"),
+                          "stack": err.get("stack")}}
     value = step.output
     if isinstance(value, dict) and "error" in value and set(value) <= {"error", "data"}:
         err = value["error"] or {}

@@ -2,18 +2,19 @@
 customer-data MCP tools, the Worker's own function tools, and guardrails.
 
 Nothing here knows about Inngest. ``answer_email`` and ``draft_outreach`` are what any
-entry point calls (the CLI, a notebook, the Inngest steps); they return plain dicts.
+entry point calls (the CLI, a notebook, the Inngest steps); they return plain dicts, including
+``usage`` (model, requests, input/output tokens) so a step's output shows what it cost.
 """
 
 from __future__ import annotations
 
 import json
 
-from agents import Agent, ItemHelpers, RunConfig, Runner
+from agents import Agent, ItemHelpers, ModelSettings, RunConfig, Runner
 
 from .guardrails import sensitive_input_guardrail, sensitive_output_guardrail
 from .mcp_bridge import customer_data_server
-from .models import get_model, using_offline_model
+from .models import get_model, model_name, using_offline_model
 from .skills import load_skills
 from .tools import SUPPORT_TOOLS, SupportContext
 
@@ -28,6 +29,8 @@ this customer based on their recent activity: load the customer and their recent
 acknowledge anything unresolved, and offer help. Never promise refunds or credits."""
 
 MAX_TURNS = 10
+# Ask streaming chat-completions endpoints for token usage (OpenAI's own client does anyway).
+MODEL_SETTINGS = ModelSettings(include_usage=True)
 
 
 def build_support_agent(mcp_servers=None, model=None) -> Agent:
@@ -36,6 +39,7 @@ def build_support_agent(mcp_servers=None, model=None) -> Agent:
         name="customer-support",
         instructions=f"{SUPPORT_INSTRUCTIONS}\n\n# Skills\n{skills}",
         model=model or get_model(),
+        model_settings=MODEL_SETTINGS,
         tools=list(SUPPORT_TOOLS),
         mcp_servers=list(mcp_servers or []),
         input_guardrails=[sensitive_input_guardrail],
@@ -48,6 +52,7 @@ def build_health_agent(mcp_servers=None, model=None) -> Agent:
         name="customer-health",
         instructions=HEALTH_INSTRUCTIONS,
         model=model or get_model(),
+        model_settings=MODEL_SETTINGS,
         mcp_servers=list(mcp_servers or []),
         input_guardrails=[sensitive_input_guardrail],
         output_guardrails=[sensitive_output_guardrail],
@@ -79,9 +84,12 @@ async def _run(agent: Agent, prompt: str, context: SupportContext) -> dict:
     final = result.final_output
     if not isinstance(final, str):
         final = ItemHelpers.text_message_outputs(result.new_items) or str(final)
-    model = agent.model if isinstance(agent.model, str) else getattr(agent.model, "name", "?")
+    model = model_name(agent.model)
+    usage = result.context_wrapper.usage
     return {"draft": final, "model": model, "offline": using_offline_model(),
-            "tool_calls": tool_calls, "escalations": list(context.escalations)}
+            "tool_calls": tool_calls, "escalations": list(context.escalations),
+            "usage": {"model": model, "requests": usage.requests,
+                      "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}}
 
 
 async def answer_email(customer_id: str, body: str, *, subject: str | None = None,

@@ -2,7 +2,11 @@
 internals (the customer-data MCP server, the agents) and returns JSON-ready data for the memo.
 
 Expected bad input becomes ``inngest.NonRetriableError`` with a clear message, so a run for an
-unknown customer fails at once (no retries) and writes nothing.
+unknown customer (or a NUL byte, a boolean id, ...) fails at once, burns no retries and writes
+nothing: the store's ``InvalidInput`` / ``CustomerNotFound``, directly or through MCP.
+
+A model failure (``openai.RateLimitError`` for a 429, a 5xx, a timeout) is left as it is: the
+agent step fails, Inngest retries it with backoff, and the trace shows each failed attempt.
 """
 
 from __future__ import annotations
@@ -28,6 +32,17 @@ def _require(data: dict, key: str, event: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value.strip():
         raise inngest.NonRetriableError(f"{event} needs a non-empty string data.{key}")
+    return _storable(value, f"{event} data.{key}")
+
+
+def _storable(value: str, what: str) -> str:
+    if "\x00" in value:
+        raise inngest.NonRetriableError(f"{what} contains a NUL byte, which the Worker's "
+                                        "database cannot store")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise inngest.NonRetriableError(f"{what} is not valid Unicode text") from exc
     return value
 
 
@@ -38,7 +53,8 @@ def parse_email_event(data) -> dict:
         raise inngest.NonRetriableError(f"{event} data must be an object")
     parsed = {"customer_id": _require(data, "customer_id", event),
               "body": _require(data, "body", event),
-              "subject": data.get("subject") if isinstance(data.get("subject"), str) else None,
+              "subject": _storable(data["subject"], f"{event} data.subject")
+              if isinstance(data.get("subject"), str) else None,
               "received_at": data.get("received_at")}
     if not SAFE_ID.match(parsed["customer_id"]):
         raise inngest.NonRetriableError(f"{event}: customer_id {parsed['customer_id']!r} "
@@ -106,8 +122,11 @@ async def mark_outreach(customer_id: str) -> dict:
 async def notify(channel: str, message: str, customer_id: str, payload: dict) -> dict:
     """The lab's Slack: a row in the outbox table (with its audit row)."""
     # A thread, so the database round trip never blocks the function host's event loop.
-    return await anyio.to_thread.run_sync(
-        lambda: store.notify(channel, message, customer_id, payload))
+    try:
+        return await anyio.to_thread.run_sync(
+            lambda: store.notify(channel, message, customer_id, payload))
+    except (store.InvalidInput, store.CustomerNotFound) as exc:
+        raise inngest.NonRetriableError(f"{type(exc).__name__}: {exc}") from exc
 
 
 # ------------------------------------------------------------------ agents

@@ -1,9 +1,11 @@
 """The one Inngest client of the Worker (``app_id="chat-agent"``).
 
-The engine URL comes from ``INNGEST_DEV`` (e.g. ``http://127.0.0.1:8288``; the lab's embedded
-engine or the real dev server) unless ``make_client(base_url)`` is given one: tests and
-notebooks start engines on free ports. ``is_production=False`` because the lab only talks to
-local dev engines, which need no signing key.
+The engine URL is read from ``INNGEST_DEV`` (e.g. ``http://127.0.0.1:8288``; the lab's embedded
+engine or the real dev server) **each time the client talks to an engine**, not when this
+module is imported: a notebook may import the Worker before ``lab.start`` has chosen an engine
+on a free port and set ``INNGEST_DEV``. ``make_client(base_url)`` pins a URL instead (tests
+start engines on free ports). ``is_production=False`` because the lab only talks to local dev
+engines, which need no signing key.
 """
 
 from __future__ import annotations
@@ -27,10 +29,38 @@ def engine_url(base_url: str | None = None) -> str:
     return url.rstrip("/")
 
 
+class EnvEngineInngest(inngest.Inngest):
+    """An ``inngest.Inngest`` whose API and event URLs follow ``INNGEST_DEV`` at call time.
+
+    The SDK keeps both origins in attributes it sets once in ``__init__``; here they are
+    properties that ignore that assignment and ask ``engine_url()`` on every read.
+    """
+
+    @property
+    def _api_origin(self) -> str:
+        return engine_url()
+
+    @_api_origin.setter
+    def _api_origin(self, _value: str) -> None:
+        pass  # set by the SDK's __init__ from the import-time environment: not used
+
+    @property
+    def _event_api_origin(self) -> str:
+        return engine_url()
+
+    @_event_api_origin.setter
+    def _event_api_origin(self, _value: str) -> None:
+        pass
+
+
 def make_client(base_url: str | None = None) -> inngest.Inngest:
+    """A client pinned to ``base_url``, or (None) one that follows ``INNGEST_DEV``."""
+    logger = logging.getLogger("chat_agent.inngest")
+    if base_url is None:
+        return EnvEngineInngest(app_id=APP_ID, is_production=False, logger=logger)
     url = engine_url(base_url)
     return inngest.Inngest(app_id=APP_ID, is_production=False, api_base_url=url,
-                           event_api_base_url=url, logger=logging.getLogger("chat_agent.inngest"))
+                           event_api_base_url=url, logger=logger)
 
 
 inngest_client = make_client()

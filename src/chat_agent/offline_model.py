@@ -29,7 +29,9 @@ from openai.types.responses import (
     ResponseFunctionToolCall,
     ResponseOutputMessage,
     ResponseOutputText,
+    ResponseUsage,
 )
+from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
 from .escalation_rules import escalation_reason
 
@@ -123,9 +125,9 @@ class OfflineLabModel(Model):
                            previous_response_id=None, conversation_id=None, prompt=None,
                            **_ignored) -> ModelResponse:
         output = self._decide(system_instructions or "", input, {t.name for t in tools})
-        words = sum(len(_text_of(getattr(i, "content", "")).split()) for i in output)
-        usage = Usage(requests=1, input_tokens=len(str(input)) // 4, output_tokens=words,
-                      total_tokens=len(str(input)) // 4 + words)
+        tokens_in, tokens_out = _token_counts(system_instructions, input, output)
+        usage = Usage(requests=1, input_tokens=tokens_in, output_tokens=tokens_out,
+                      total_tokens=tokens_in + tokens_out)
         return ModelResponse(output=output, usage=usage, response_id=None)
 
     async def stream_response(self, system_instructions, input, model_settings, tools,
@@ -134,9 +136,15 @@ class OfflineLabModel(Model):
                               **_ignored) -> AsyncIterator:
         # One terminal event carries the whole answer; the runner needs nothing more.
         output = self._decide(system_instructions or "", input, {t.name for t in tools})
+        tokens_in, tokens_out = _token_counts(system_instructions, input, output)
+        # model_construct: the details' required fields differ between openai releases.
+        usage = ResponseUsage.model_construct(
+            input_tokens=tokens_in, output_tokens=tokens_out, total_tokens=tokens_in + tokens_out,
+            input_tokens_details=InputTokensDetails.model_construct(cached_tokens=0),
+            output_tokens_details=OutputTokensDetails.model_construct(reasoning_tokens=0))
         response = Response.model_construct(
             id=f"offline-{_digest(str(input))}", object="response", created_at=0.0,
-            model=self.name, output=output, usage=None, tools=[], tool_choice="auto",
+            model=self.name, output=output, usage=usage, tools=[], tool_choice="auto",
             parallel_tool_calls=False, status="completed")
         yield ResponseCompletedEvent.model_construct(type="response.completed", response=response,
                                                      sequence_number=0)
@@ -172,6 +180,14 @@ class OfflineLabModel(Model):
         if reason and customer_id:
             yield "request_escalation", {"customer_id": customer_id, "reason": reason,
                                          "summary": body[:300]}
+
+
+def _token_counts(instructions, input_items, output) -> tuple[int, int]:
+    """About four characters per token, like the OpenAI-compatible endpoint counts."""
+    sent = len(str(instructions or "")) + len(str(input_items))
+    produced = sum(len(str(item.model_dump() if hasattr(item, "model_dump") else item))
+                   for item in output)
+    return max(1, sent // 4), max(1, produced // 4)
 
 
 def _digest(text: str) -> str:

@@ -44,6 +44,18 @@ def _iso_date(raw) -> str:
     return parsed.isoformat()
 
 
+def _check_text(name: str, value) -> None:
+    """Text an event and Postgres can carry: no NUL byte, no lone surrogate."""
+    if not isinstance(value, str):
+        return
+    if "\x00" in value:
+        raise PostmarkPayloadError(f"Postmark '{name}' contains a NUL byte")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PostmarkPayloadError(f"Postmark '{name}' is not valid Unicode text") from exc
+
+
 def postmark_to_event(payload, lookup_customer: Callable[[str], dict]) -> dict:
     """The event as a dict (``name``, ``id``, ``data``). ``lookup_customer(email)`` returns
     the customer record or raises (e.g. ``CustomerNotFound``)."""
@@ -52,12 +64,16 @@ def postmark_to_event(payload, lookup_customer: Callable[[str], dict]) -> dict:
     message_id = payload.get("MessageID")
     if not isinstance(message_id, str) or not message_id.strip():
         raise PostmarkPayloadError("Postmark payload needs a 'MessageID' (the idempotency key)")
+    if len(message_id) > 200:
+        raise PostmarkPayloadError("Postmark 'MessageID' is longer than 200 characters")
     body = payload.get("TextBody")
     if not isinstance(body, str) or not body.strip():
         raise PostmarkPayloadError("Postmark payload needs a non-empty 'TextBody'")
     subject = payload.get("Subject")
     if subject is not None and not isinstance(subject, str):
         raise PostmarkPayloadError("Postmark 'Subject' must be a string")
+    for name, value in (("TextBody", body), ("Subject", subject), ("MessageID", message_id)):
+        _check_text(name, value)
     received_at = _iso_date(payload.get("Date"))
     sender = _sender_email(payload)
     customer = lookup_customer(sender)

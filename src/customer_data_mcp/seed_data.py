@@ -2,14 +2,16 @@
 ``c-test-5``), a thread each, refunds, and resolved tickets with embeddings.
 
 Generated from a fixed random seed so every machine gets the same rows. Times are relative
-to the database's ``now()`` at seeding, so "not contacted for 7 days" means the same thing
-whenever you seed.
+to the Worker's clock (``clock.now()``: the wall clock, or the lab's engine clock) at seeding,
+so "not contacted for 7 days" means the same thing whenever you seed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 
+from . import clock
 from .embedding import embed_texts, to_pgvector
 
 FIRST = ["Ayesha", "Bilal", "Chen", "Dana", "Elif", "Farhan", "Grace", "Hamza", "Ines", "Jonas",
@@ -94,45 +96,51 @@ def _customers() -> list[tuple[str, str, str, str, int | None]]:
     return rows
 
 
-def load_seed(conn) -> None:
-    """Insert the seed rows on ``conn`` (inside the caller's transaction)."""
+def _ago(now: dt.datetime, days: float) -> dt.datetime:
+    return now - dt.timedelta(days=days)
+
+
+def load_seed(conn, now: dt.datetime | None = None) -> None:
+    """Insert the seed rows on ``conn`` (inside the caller's transaction), dated relative to
+    ``now`` (default: the Worker's clock)."""
+    now = now or clock.now()
     rng = random.Random(5)
     customers = _customers()
     for cid, name, email, tier, days in customers:
         conn.execute(
             "INSERT INTO customers (id, email, name, tier, created_at, last_proactive_outreach)"
-            " VALUES (%s, %s, %s, %s, now() - interval '400 days',"
-            "  CASE WHEN %s::int IS NULL THEN NULL ELSE now() - make_interval(days => %s::int) END)"
-            " ON CONFLICT (id) DO NOTHING", (cid, email, name, tier, days, days))
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            (cid, email, name, tier, _ago(now, 400), None if days is None else _ago(now, days)))
     for i, (cid, *_rest) in enumerate(customers):
         subject, body = THREAD_TOPICS[i % len(THREAD_TOPICS)]
         thread_id = f"t-{cid}"
         inserted = conn.execute(
             "INSERT INTO threads (id, customer_id, subject, created_at, updated_at)"
-            " VALUES (%s, %s, %s, now() - interval '3 days', now() - interval '3 days')"
-            " ON CONFLICT (id) DO NOTHING RETURNING id", (thread_id, cid, subject)).fetchone()
+            " VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING RETURNING id",
+            (thread_id, cid, subject, _ago(now, 3), _ago(now, 3))).fetchone()
         if inserted:
             conn.execute("INSERT INTO messages (thread_id, role, body, created_at) VALUES"
-                         " (%s, 'customer', %s, now() - interval '3 days'),"
-                         " (%s, 'agent', %s, now() - interval '2 days')",
-                         (thread_id, body, thread_id,
-                          f"Thanks for reaching out about '{subject.lower()}'. We're on it."))
-    _seed_refunds(conn, customers, rng)
-    _seed_tickets(conn, customers)
+                         " (%s, 'customer', %s, %s), (%s, 'agent', %s, %s)",
+                         (thread_id, body, _ago(now, 3), thread_id,
+                          f"Thanks for reaching out about '{subject.lower()}'. We're on it.",
+                          _ago(now, 2)))
+    _seed_refunds(conn, customers, rng, now)
+    _seed_tickets(conn, customers, now)
 
 
-def _seed_refunds(conn, customers, rng) -> None:
+def _seed_refunds(conn, customers, rng, now: dt.datetime) -> None:
     if conn.execute("SELECT 1 FROM refunds LIMIT 1").fetchone():
         return
     for cid, *_rest in customers[::3]:
         conn.execute("INSERT INTO refunds (customer_id, amount_cents, status, reason, created_at)"
-                     " VALUES (%s, %s, %s, %s, now() - make_interval(days => %s))",
+                     " VALUES (%s, %s, %s, %s, %s)",
                      (cid, rng.choice([1500, 4900, 12000, 29900]),
                       rng.choice(["issued", "requested"]), "billing adjustment",
-                      rng.randint(1, 40)))
+                      _ago(now, rng.randint(1, 40))))
 
 
-def _seed_tickets(conn, customers) -> None:
+def _seed_tickets(conn, customers, now: dt.datetime) -> None:
     texts = [f"{subject}. {summary} {resolution}" for subject, summary, resolution
              in RESOLVED_TICKETS]
     model, vectors = embed_texts(texts)
@@ -142,9 +150,9 @@ def _seed_tickets(conn, customers) -> None:
         inserted = conn.execute(
             "INSERT INTO tickets (id, customer_id, subject, summary, resolution, status,"
             " created_at, resolved_at) VALUES (%s, %s, %s, %s, %s, 'resolved',"
-            " now() - make_interval(days => %s), now() - make_interval(days => %s))"
-            " ON CONFLICT (id) DO NOTHING RETURNING id",
-            (ticket_id, cid, subject, summary, resolution, 60 + i, 58 + i)).fetchone()
+            " %s, %s) ON CONFLICT (id) DO NOTHING RETURNING id",
+            (ticket_id, cid, subject, summary, resolution, _ago(now, 60 + i),
+             _ago(now, 58 + i))).fetchone()
         if inserted:
             conn.execute("INSERT INTO ticket_embeddings (ticket_id, model, embedding)"
                          " VALUES (%s, %s, %s::vector)", (ticket_id, model, to_pgvector(vector)))

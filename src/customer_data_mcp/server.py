@@ -6,6 +6,13 @@
 Each tool is a thin wrapper over ``customer_data_mcp.store`` and answers with JSON text.
 Database work runs in a worker thread so one slow query never stalls the server's event loop
 (the in-process server shares its loop with the Inngest function host).
+
+Errors say whether retrying can help. Input the store refuses, an unknown customer, and
+arguments that fail the tool's schema (a string where a number belongs, ``true`` as an id:
+integers are strict, so a boolean is never read as 1) answer ``InvalidInput: ...`` /
+``CustomerNotFound: ...``; callers treat those as permanent. A database or clock that cannot be
+reached answers ``Unavailable: ...``, which is worth a retry. Anything else stays a generic
+error whose details are only in the server log.
 """
 
 from __future__ import annotations
@@ -13,12 +20,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Annotated
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from pydantic import Strict, ValidationError
 
-from . import store
+from . import clock, db, store
+
+# JSON has no separate boolean-free integer type; strict mode keeps `true` from becoming 1.
+StrictInt = Annotated[int, Strict()]
 
 INSTRUCTIONS = (
     "Customer-support system of record. Load the customer and thread before drafting; every "
@@ -31,11 +43,35 @@ async def _call(fn, *args, **kwargs) -> str:
     except (store.InvalidInput, store.CustomerNotFound) as exc:
         # Expected failures reach the caller with their message (other errors stay generic).
         raise ToolError(f"{type(exc).__name__}: {exc}") from exc
+    except (db.DatabaseError, clock.ClockUnavailable) as exc:
+        raise ToolError(f"Unavailable: {exc}") from exc
     return json.dumps(result, sort_keys=True)
 
 
+def _argument_errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ())) or "arguments"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+class CustomerDataServer(MCPServer):
+    """Argument-schema failures read as ``InvalidInput`` (permanent), not as a bare error."""
+
+    async def call_tool(self, name, arguments, context=None):
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc, UnexpectedToolError) or not isinstance(exc.__cause__,
+                                                                      ValidationError):
+                raise
+            raise ToolError(f"Error executing tool {name}: InvalidInput: arguments rejected: "
+                            f"{_argument_errors(exc.__cause__)}") from exc.__cause__
+
+
 def build_server() -> MCPServer:
-    server = MCPServer("customer-data", instructions=INSTRUCTIONS, version="1.0.0")
+    server = CustomerDataServer("customer-data", instructions=INSTRUCTIONS, version="1.0.0")
 
     @server.tool()
     async def load_customer(customer_id: str) -> str:
@@ -49,14 +85,14 @@ def build_server() -> MCPServer:
 
     @server.tool()
     async def list_customers(tier: list[str] | None = None,
-                             outreach_older_than_days: int | None = None,
-                             limit: int = 1000) -> str:
+                             outreach_older_than_days: StrictInt | None = None,
+                             limit: StrictInt = 1000) -> str:
         """List customers, optionally by tier (free/pro/enterprise) and only those not
         contacted proactively for more than N days."""
         return await _call(store.list_customers, tier, outreach_older_than_days, limit)
 
     @server.tool()
-    async def recent_activity(customer_id: str, days: int = 30) -> str:
+    async def recent_activity(customer_id: str, days: StrictInt = 30) -> str:
         """Conversations, refunds and escalations for a customer over the last N days."""
         return await _call(store.recent_activity, customer_id, days)
 
@@ -73,7 +109,7 @@ def build_server() -> MCPServer:
         return await _call(store.record_audit, action, customer_id, payload)
 
     @server.tool()
-    async def find_similar_cases(query: str, limit: int = 3) -> str:
+    async def find_similar_cases(query: str, limit: StrictInt = 3) -> str:
         """Resolved tickets most similar to the query (vector search)."""
         return await _call(store.find_similar_cases, query, limit)
 
