@@ -14,12 +14,15 @@ A failing check is recorded and shown with its hint; the notebook keeps going, s
 broken exercise does not hide the marks of the others. Set ``LAB_CHECKS_STRICT=1`` (or pass
 ``strict=True``) to re-raise the failure instead.
 
-Every result is written where the grader can find it:
+Every result is shown in the cell output: an HTML view, a text/plain fallback and the record
+under the ``application/vnd.lab.check+json`` mimetype. The grader does not score from these
+records (a notebook could forge them): it runs the source's check cells itself and watches
+each check's outcome (``lab_support.grade_notebook``); the record is what a learner sees, and
+the grader compares it with what it saw to flag a patched ``lab.check``.
 
-* as display data with the ``application/vnd.lab.check+json`` mimetype (it lands in the
-  executed notebook's JSON, next to an HTML view and a text/plain fallback);
-* as one JSON line appended to the file named by ``LAB_CHECKS_FILE`` when it is set (the
-  grader sets it, so results survive a kernel that dies before the notebook is saved).
+Skipped: a check whose body raises ``lab_support.client.NotOnRealServer`` (a lab-only feature
+such as the virtual clock, used against a real dev server) is recorded as skipped, not failed:
+``skipped: true``, the reason in ``message``, 0 points of 0.
 
 Hidden checks: a code cell whose first non-blank line is ``# HIDDEN CHECK`` (or that carries
 the cell tag ``hidden-check``) is kept in ``solutions/``, removed from ``exercises/`` by
@@ -31,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import html
 import inspect
-import json
 import os
 import threading
 import time
@@ -39,7 +41,6 @@ import traceback
 from dataclasses import asdict, dataclass, field
 
 CHECK_MIMETYPE = "application/vnd.lab.check+json"
-CHECKS_FILE_ENV = "LAB_CHECKS_FILE"
 STRICT_ENV = "LAB_CHECKS_STRICT"
 HIDDEN_CHECK_MARKER = "# HIDDEN CHECK"
 HIDDEN_CHECK_TAG = "hidden-check"
@@ -58,6 +59,7 @@ class CheckResult:
     max: float
     hint: str | None = None
     message: str | None = None
+    skipped: bool = False
     time: float = field(default_factory=time.time)
 
     def to_record(self) -> dict:
@@ -126,6 +128,11 @@ class Check:
 
     def _finish(self, exc: BaseException | None) -> None:
         passed = exc is None
+        if _not_on_real_server(exc):
+            self.result = CheckResult(name=self.name, passed=False, points=0, max=0,
+                                      message=_describe(exc), skipped=True)
+            record(self.result)
+            return  # nothing failed: the feature does not exist on this server
         self.result = CheckResult(
             name=self.name, passed=passed, points=self.points if passed else 0,
             max=self.points, hint=None if passed else self.hint,
@@ -147,17 +154,18 @@ def check(name: str, points: float = 1, hint: str | None = None, *,
 
 
 def record(result: CheckResult) -> None:
-    """Keep, persist and show one result (also used by checks built elsewhere)."""
+    """Keep and show one result (also used by checks built elsewhere)."""
     with _lock:
         _results.append(result)
-    path = os.environ.get(CHECKS_FILE_ENV)
-    if path:
-        # One line per result, flushed at once: a kernel killed later keeps this mark.
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(result.to_record(), sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
     _show(result)
+
+
+def _not_on_real_server(exc: BaseException | None) -> bool:
+    if exc is None:
+        return False
+    from .client import NotOnRealServer  # lazy: checks stay importable without httpx loaded
+
+    return isinstance(exc, NotOnRealServer)
 
 
 def results() -> list[CheckResult]:
@@ -207,6 +215,8 @@ def _describe(exc: BaseException | None) -> str:
 
 
 def _plain(result: CheckResult) -> str:
+    if result.skipped:
+        return f"[SKIP] {result.name} (not observable on this server)\n  why:  {result.message}"
     mark = "PASS" if result.passed else "FAIL"
     text = f"[{mark}] {result.name} ({_num(result.points)}/{_num(result.max)} points)"
     if result.message:
@@ -218,6 +228,8 @@ def _plain(result: CheckResult) -> str:
 
 def _html(result: CheckResult) -> str:
     color, mark = ("#1a7f37", "&#10004; passed") if result.passed else ("#cf222e", "&#10008; failed")
+    if result.skipped:
+        color, mark = "#9a6700", "&#8856; skipped (not observable on this server)"
     parts = [
         f'<div class="lab-check" style="border-left:4px solid {color};padding:4px 10px;'
         f'margin:4px 0;font-family:sans-serif">',

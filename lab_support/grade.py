@@ -1,48 +1,58 @@
-"""Grade notebook submissions by running them, and collect every ``lab.check`` result.
+"""Grade notebook submissions by running each one in a throwaway sandbox.
 
     python -m lab_support.grade SUBMISSION... --out DIR [--timeout S] [--self-check]
+        [--source DIR|none] [--engine embedded|none] [--engine-url URL] [--jobs N]
+        [--memory-mb N] [--output-mb N] [--output-hard-mb N] [--file-mb N]
+        [--confine auto|landlock|none] [--sandbox-dir DIR] [--keep-sandboxes]
+        [--pass-env NAME] [--kernel NAME]
 
-A SUBMISSION is a notebook (the submission is named after the file) or a folder of
-notebooks (named after the folder). Each notebook runs with papermill in its own
-subprocess (kernel ``python3``), next to its own embedded engine on a free port whose URL
-reaches the kernel as ``LAB_ENGINE_URL``; papermill also injects ``grading=True`` and
-``engine_url``. A notebook that raises, loops past ``--timeout`` or kills its kernel is
-scored on the checks that ran; the others are not affected.
+A SUBMISSION is a notebook (named after the file; copied alone into its sandbox) or a
+folder of notebooks (named after the folder; copied whole, with the files beside them).
+Every notebook is graded against the same-named notebook in ``--source`` (default
+``solutions/``): the source says which checks exist and what they are worth, and its check
+cells (visible and hidden) are the ones that run, whatever the submission did with its
+copies. A notebook with no source is listed as ``no source`` and not run (``--source none``
+grades notebooks on their own checks, for ad-hoc use).
 
-Hidden checks (see ``lab_support.checks``) are taken from the matching notebook in
-``--source`` (default ``solutions/``) and put back before the run, and that notebook also
-says which checks exist and what they are worth, so a check that never ran scores 0.
+Each notebook runs in its own process (``lab_support.grade_run``) with its own sandbox
+(``lab_support.sandbox``), its own embedded engine (or ``--engine-url``) and its own limits;
+only that process's observations score, never a file or a record the notebook wrote. See
+docs/grading.md for isolation, limits, statuses and the trust model.
 
-Writes ``DIR/grades.csv`` (submission, notebook, check, points, max, hint, status),
-``DIR/report.html``, the executed notebooks under ``DIR/executed/`` and papermill logs
-under ``DIR/logs/``. ``--self-check`` grades ``solutions/`` and exits 1 unless every
-notebook ran to the end with full marks.
+Writes ``DIR/grades.csv`` (submission, notebook, check, points, max, hint, status; cells
+escaped against spreadsheet formulas), ``DIR/report.html``, the executed notebooks under
+``DIR/executed/`` and logs under ``DIR/logs/``. ``--self-check`` grades ``--source`` and
+exits 1 unless every notebook ran to the end with full marks.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import copy
 import json
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import nbformat
 import psutil
 
-from .checks import CHECK_MIMETYPE, CHECKS_FILE_ENV, is_hidden_check_cell
-from .engine_process import EngineError, EngineProcess
+from . import sandbox as sb
+from .grade_notebook import CheckSpec, SourceError, check_specs, validate_source
 from .report import EXECUTION_ROW, GradeRow, write_csv, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
-ENGINE_URL_ENV = "LAB_ENGINE_URL"
 DEFAULT_TIMEOUT_S = 300
-KERNEL_START_GRACE_S = 60  # the hard limit leaves room for a slow kernel start
+DEFAULT_MEMORY_MB = 4096
+DEFAULT_OUTPUT_MB = 20
+DEFAULT_OUTPUT_HARD_MB = 100
+DEFAULT_FILE_MB = 1024
+JOB_GRACE_S = 180  # beyond the notebook's own deadline: engine start, clean-up, saving
 KILL_WAIT_S = 10
 
 
@@ -51,6 +61,7 @@ class NotebookJob:
     submission: str
     path: Path
     out: Path
+    copy: Path  # what goes into the sandbox: the submission's folder, or the notebook alone
 
     @property
     def stem(self) -> str:
@@ -63,8 +74,27 @@ class NotebookJob:
 
 
 @dataclass
+class Settings:
+    timeout: float = DEFAULT_TIMEOUT_S
+    source_dir: Path | None = ROOT / "solutions"
+    engine_mode: str = "embedded"  # embedded | none | url
+    engine_url: str = ""
+    kernel: str = "python3"
+    memory_mb: int = DEFAULT_MEMORY_MB
+    output_mb: float = DEFAULT_OUTPUT_MB
+    output_hard_mb: float = DEFAULT_OUTPUT_HARD_MB
+    file_mb: int = DEFAULT_FILE_MB
+    confine: str = "auto"
+    sandbox_dir: Path | None = None
+    keep_sandboxes: bool = False
+    pass_env: tuple[str, ...] = ()
+    honour_skips: bool = False  # only against a real dev server can a check be "skipped"
+
+
+@dataclass
 class Outcome:
-    status: str  # completed | error | timeout | kernel died | engine error | unreadable
+    status: str  # completed | error | timeout | memory limit | output limit | kernel died |
+    #              engine error | unreadable | no source | source error | sandbox error | ...
     detail: str = ""
     rows: list[GradeRow] = field(default_factory=list)
 
@@ -77,9 +107,10 @@ def find_jobs(submissions: list[Path], out: Path) -> list[NotebookJob]:
     for target in submissions:
         if target.is_dir():
             notebooks = sorted(p for p in target.glob("*.ipynb"))
-            name = target.resolve().name
+            name, copy = target.resolve().name, target
         elif target.suffix == ".ipynb" and target.is_file():
             notebooks, name = [target], target.stem
+            copy = target
         else:
             raise SystemExit(f"{target}: not a notebook or a folder of notebooks")
         if not notebooks:
@@ -88,160 +119,108 @@ def find_jobs(submissions: list[Path], out: Path) -> list[NotebookJob]:
         while unique in taken:  # two folders called "alice" must not overwrite each other
             unique, n = f"{name}-{n}", n + 1
         taken.add(unique)
-        jobs += [NotebookJob(unique, nb, out) for nb in notebooks]
+        jobs += [NotebookJob(unique, nb, out, copy) for nb in notebooks]
     return jobs
 
 
 def declared_checks(nb: nbformat.NotebookNode) -> dict[str, float]:
     """Checks written as ``check("name", points=N)`` / ``lab.check(...)`` with literal args."""
-    found: dict[str, float] = {}
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        # IPython magics and shell lines are not Python; blank them so the rest parses.
-        code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line
-                         for line in cell.source.splitlines())
-        try:
-            tree = ast.parse(code)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and _is_check_call(node.func) and node.args):
-                continue
-            name = node.args[0]
-            if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
-                continue
-            points: object = 1
-            if len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
-                points = node.args[1].value
-            for kw in node.keywords:
-                if kw.arg == "points" and isinstance(kw.value, ast.Constant):
-                    points = kw.value.value
-            if isinstance(points, (int, float)) and not isinstance(points, bool):
-                found[name.value.strip()] = float(points)
-    return found
+    return {name: spec.points for name, spec in check_specs(nb).items()}
 
 
-def _is_check_call(func: ast.expr) -> bool:
-    return ((isinstance(func, ast.Name) and func.id == "check")
-            or (isinstance(func, ast.Attribute) and func.attr == "check"))
-
-
-def restore_hidden_checks(submission: nbformat.NotebookNode,
-                          source: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Put the source's hidden-check cells back after the cell that precedes them there."""
-    nb = copy.deepcopy(submission)
-    present_ids = {c.get("id") for c in nb.cells}
-    present_src = {c.source.strip() for c in nb.cells}
-    anchor: str | None = None
-    for cell in source.cells:
-        if not is_hidden_check_cell(cell):
-            anchor = cell.get("id")
-            continue
-        if cell.get("id") in present_ids or cell.source.strip() in present_src:
-            continue  # already there (a solution graded as a submission)
-        hidden = copy.deepcopy(cell)
-        hidden.outputs, hidden.execution_count = [], None
-        positions = [i for i, c in enumerate(nb.cells) if anchor and c.get("id") == anchor]
-        index = positions[0] + 1 if positions else len(nb.cells)
-        nb.cells.insert(index, hidden)
-        anchor = hidden.get("id")
-        present_ids.add(anchor)
-    return nb
+def source_for(job: NotebookJob, source_dir: Path | None) -> tuple[Path | None, str]:
+    """(source path or None when the notebook is its own source, problem or "")."""
+    if source_dir is None:
+        return None, ""
+    path = source_dir / job.path.name
+    if not path.is_file():
+        return None, f"no notebook named {job.path.name} in {source_dir}: nothing to grade it against"
+    if path.resolve() == job.path.resolve():
+        return None, ""
+    return path, ""
 
 
 # -- running one notebook -------------------------------------------------------------------
 
-def run_notebook(job: NotebookJob, source_dir: Path | None, timeout: float,
-                 engine_mode: str, kernel: str) -> Outcome:
-    source = read_source(source_dir, job.path)
-    try:
-        submitted = nbformat.read(str(job.path), as_version=4)
-    except Exception as exc:
-        outcome = Outcome("unreadable", f"not a readable notebook: {exc}")
-        outcome.rows = score_rows(job, declared_checks(source) if source else {}, [], outcome)
+def run_notebook(job: NotebookJob, settings: Settings, base: Path, protected: list[Path],
+                 index: int) -> Outcome:
+    source, problem = source_for(job, settings.source_dir)
+    if problem:
+        outcome = Outcome("no source", problem)
+        outcome.rows = [_execution_row(job, outcome)]
         return outcome
-    expected = declared_checks(submitted)
-    if source is not None:
-        submitted = restore_hidden_checks(submitted, source)
-        expected = declared_checks(source)  # the source sets what checks exist and their worth
-    prepared, executed = job.file("inputs", ".ipynb"), job.file("executed", ".ipynb")
-    checks_file, log = job.file("checks", ".jsonl"), job.file("logs", ".log")
-    nbformat.write(submitted, str(prepared))
-    for stale in (executed, checks_file):
-        stale.unlink(missing_ok=True)
-
-    engine = None
-    if engine_mode == "embedded":
-        try:
-            engine = EngineProcess(memory=True).start()
-        except (EngineError, OSError) as exc:
-            outcome = Outcome("engine error", f"embedded engine did not start: {exc}")
-            outcome.rows = score_rows(job, expected, [], outcome)
-            return outcome
     try:
-        status, detail = execute(job, prepared, executed, checks_file, log, timeout, kernel,
-                                 engine.url if engine else "")
-    finally:
-        if engine:
-            engine.stop()
-    outcome = Outcome(status, detail)
-    records = collect_records(executed, checks_file)
-    outcome.rows = score_rows(job, expected, records, outcome)
-    annotate(executed, outcome)
+        specs = validate_source(nbformat.read(str(source or job.path), as_version=4))
+    except SourceError as exc:
+        return _stopped(job, "source error", f"{source}: {exc}", {})
+    except Exception as exc:
+        specs = {}
+        if source is not None:
+            return _stopped(job, "source error", f"{source} is not readable: {exc}", {})
+        return _stopped(job, "unreadable", f"not a readable notebook: {exc}", specs)
+
+    work = job.out / ".work" / f"{index:04d}"
+    work.mkdir(parents=True, exist_ok=True)
+    result_file = work / "result.json"
+    result_file.unlink(missing_ok=True)
+    executed = job.file("executed", ".ipynb")
+    executed.unlink(missing_ok=True)
+    spec = {
+        "notebook": str(job.path), "source": str(source) if source else None,
+        "copy": str(job.copy), "executed": str(executed), "result": str(result_file),
+        "log": str(job.file("logs", ".kernel.log")), "private_dir": str(work),
+        "sandbox_base": str(base), "sandbox_name": f"{index:04d}-{job.submission}"[:80],
+        "timeout": settings.timeout, "memory_mb": settings.memory_mb,
+        "output_mb": settings.output_mb, "output_hard_mb": settings.output_hard_mb,
+        "file_mb": settings.file_mb, "confine": settings.confine,
+        "engine": settings.engine_mode, "engine_url": settings.engine_url,
+        "kernel": settings.kernel, "protected": [str(p) for p in protected],
+        "pass_env": list(settings.pass_env), "keep_sandbox": settings.keep_sandboxes,
+    }
+    spec_file = work / "spec.json"
+    spec_file.write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    status = _run_job(spec_file, job.file("logs", ".grader.log"),
+                      settings.timeout + JOB_GRACE_S)
+    if status:
+        return _stopped(job, *status, specs)
+    try:
+        result = json.loads(result_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return _stopped(job, "grader error", f"the grading process left no result ({exc}); "
+                        f"see {job.file('logs', '.grader.log')}", specs)
+    detail = "; ".join(x for x in [result.get("detail", ""), *result.get("notes", [])] if x)
+    outcome = Outcome(result["status"], detail)
+    outcome.rows = score_rows(job, specs, result, outcome, settings.honour_skips)
+    annotate(executed, outcome, result)
     return outcome
 
 
-def read_source(source_dir: Path | None, submission: Path) -> nbformat.NotebookNode | None:
-    """The complete notebook this submission answers, unless it *is* that notebook."""
-    path = source_dir / submission.name if source_dir else None
-    if not path or not path.is_file() or path.resolve() == submission.resolve():
-        return None
-    try:
-        return nbformat.read(str(path), as_version=4)
-    except Exception as exc:
-        print(f"warning: {path} is not readable ({exc}); grading without it", file=sys.stderr)
-        return None
-
-
-def execute(job: NotebookJob, prepared: Path, executed: Path, checks_file: Path, log: Path,
-            timeout: float, kernel: str, engine_url: str) -> tuple[str, str]:
-    env = dict(os.environ)
-    env.pop("INNGEST_DEV", None)  # the lab client would treat it as a real dev server
-    env.update({ENGINE_URL_ENV: engine_url, CHECKS_FILE_ENV: str(checks_file),
-                "LAB_GRADING": "1", "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"})
-    paths = [str(ROOT), str(ROOT / "src")] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    cmd = [sys.executable, "-m", "papermill", str(prepared), str(executed), "-k", kernel,
-           "--cwd", str(job.path.resolve().parent), "--no-progress-bar",
-           "--request-save-on-cell-execute", "--autosave-cell-every", "5",
-           "--execution-timeout", str(max(1, round(timeout))),
-           "-p", "grading", "True", "-r", "engine_url", engine_url]
+def _run_job(spec_file: Path, log: Path, limit: float) -> tuple[str, str] | None:
+    """Run ``grade_run`` on one spec; a (status, detail) only when that process failed."""
+    cmd = [sys.executable, "-m", "lab_support.grade_run", str(spec_file)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]))
+    env.pop("INNGEST_DEV", None)
     with open(log, "w", encoding="utf-8") as log_fh:
         proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         try:
-            code = proc.wait(timeout + KERNEL_START_GRACE_S)
+            code = proc.wait(limit)
         except subprocess.TimeoutExpired:
             kill_tree(proc)
-            return "timeout", f"stopped after {timeout + KERNEL_START_GRACE_S:g} s"
-    text = log.read_text(encoding="utf-8", errors="replace")
-    if code == 0:
-        return "completed", ""
-    if "CellTimeoutError" in text or "A cell timed out" in text:
-        return "timeout", f"a cell ran longer than {timeout:g} s"
-    if "DeadKernelError" in text or "Kernel died" in text:
-        return "kernel died", "the kernel exited while a cell was running"
-    return "error", first_error(executed) or last_line(text)
+            return "timeout", f"the grading process was stopped after {limit:g} s"
+    if code != 0:
+        return "grader error", f"the grading process exited with code {code}; see {log}"
+    return None
 
 
 def kill_tree(proc: subprocess.Popen) -> None:
-    """Kill papermill and its kernel (jupyter starts kernels in a session of their own)."""
+    """Kill a process and every descendant it has (they may sit in sessions of their own)."""
     try:
         family = psutil.Process(proc.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         family = []
-    for p in [*family]:
+    for p in family:
         try:
             p.kill()
         except psutil.NoSuchProcess:
@@ -251,78 +230,68 @@ def kill_tree(proc: subprocess.Popen) -> None:
     psutil.wait_procs(family, timeout=KILL_WAIT_S)
 
 
-def first_error(executed: Path) -> str:
-    try:
-        nb = nbformat.read(str(executed), as_version=4)
-    except Exception:
-        return ""
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                what = f"{output.get('ename')}: {output.get('evalue')}".strip(": ")
-                count = cell.get("execution_count")
-                return f"{what} (in cell In [{count}])" if count else what
-    return ""
+def _execution_row(job: NotebookJob, outcome: Outcome) -> GradeRow:
+    return GradeRow(job.submission, job.path.name, EXECUTION_ROW, 0, 0, outcome.detail,
+                    outcome.status)
 
 
-def last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "papermill failed without output"
+def _stopped(job: NotebookJob, status: str, detail: str,
+             specs: dict[str, CheckSpec]) -> Outcome:
+    outcome = Outcome(status, detail)
+    outcome.rows = score_rows(job, specs, {}, outcome, False)
+    return outcome
 
 
-# -- collecting and scoring -----------------------------------------------------------------
+# -- scoring --------------------------------------------------------------------------------
 
-def collect_records(executed: Path, checks_file: Path) -> list[dict]:
-    """Check records from the executed notebook, or the JSON-lines file if it has more."""
-    from_notebook: list[dict] = []
-    try:
-        nb = nbformat.read(str(executed), as_version=4)
-        for cell in nb.cells:
-            for output in cell.get("outputs", []):
-                record = output.get("data", {}).get(CHECK_MIMETYPE)
-                if isinstance(record, dict):
-                    from_notebook.append(dict(record))
-    except Exception:
-        pass  # never written (e.g. killed before the first save): the file still has them
-    from_file: list[dict] = []
-    if checks_file.exists():
-        for line in checks_file.read_text(encoding="utf-8").splitlines():
-            try:
-                from_file.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a half-written last line from a killed kernel
-    # The file is written first on every check; the notebook may lag behind a hard kill.
-    return from_file if len(from_file) >= len(from_notebook) else from_notebook
-
-
-def score_rows(job: NotebookJob, expected: dict[str, float], records: list[dict],
-               outcome: Outcome) -> list[GradeRow]:
-    latest: dict[str, dict] = {}
-    for record in records:
-        if isinstance(record.get("name"), str):
-            latest[record["name"]] = record  # a re-run check: the last result counts
-    rows = [GradeRow(job.submission, job.path.name, EXECUTION_ROW, 0, 0, outcome.detail,
-                     outcome.status)]
-    for name in dict.fromkeys([*expected, *latest]):
-        worth = expected.get(name, _num(latest.get(name, {}).get("max")))
-        record = latest.get(name)
-        if record is None:
-            rows.append(GradeRow(job.submission, job.path.name, name, 0, worth,
+def score_rows(job: NotebookJob, specs: dict[str, CheckSpec], result: dict,
+               outcome: Outcome, honour_skips: bool) -> list[GradeRow]:
+    """One row per check the source declares, at the source's points, from what the grader
+    saw; records the notebook made for other names are listed as ``ignored`` (0 of 0)."""
+    verdicts = result.get("verdicts", {})
+    ran = set(result.get("ran", []))
+    own = {}  # what lab.check itself displayed inside the grader's check cells
+    for seen in result.get("records", []):
+        record = seen.get("record", {})
+        if seen.get("check") and isinstance(record.get("name"), str):
+            own[record["name"]] = record
+    rows = [_execution_row(job, outcome)]
+    for name, spec in specs.items():
+        verdict = verdicts.get(name)
+        record = own.get(name, {})
+        message = record.get("message") if isinstance(record.get("message"), str) else ""
+        if verdict and verdict["outcome"] == "passed":
+            rows.append(GradeRow(job.submission, job.path.name, name, spec.points, spec.points,
+                                 "", "passed"))
+            continue
+        if verdict and verdict["outcome"] == "skipped" and honour_skips:
+            rows.append(GradeRow(job.submission, job.path.name, name, 0, 0,
+                                 verdict.get("reason", ""), "skipped"))
+            continue
+        if verdict is None and spec.cell_id not in ran:
+            rows.append(GradeRow(job.submission, job.path.name, name, 0, spec.points,
                                  "not reached: the notebook stopped before this check",
                                  "not reached"))
-        elif record.get("passed"):
-            rows.append(GradeRow(job.submission, job.path.name, name, worth, worth, "", "passed"))
-        else:
-            why = "; ".join(x for x in (record.get("message"), record.get("hint")) if x)
-            rows.append(GradeRow(job.submission, job.path.name, name, 0, worth, why, "failed"))
+            continue
+        why = message or (verdict or {}).get("reason") or \
+            "the check did not finish (its cell stopped before the check's end)"
+        if record.get("passed") is True:
+            why += " [the check's own display said passed, but the grader saw otherwise: " \
+                   "lab.check looks patched]"
+        rows.append(GradeRow(job.submission, job.path.name, name, 0, spec.points,
+                             "; ".join(x for x in (why, spec.hint) if x), "failed"))
+    ignored = []
+    for seen in result.get("records", []):
+        name = seen.get("record", {}).get("name")
+        if isinstance(name, str) and name.strip() not in specs and name not in ignored:
+            ignored.append(name)
+    rows += [GradeRow(job.submission, job.path.name, name[:200], 0, 0,
+                      "recorded by the notebook, not a check of this exercise: not counted",
+                      "ignored") for name in ignored]
     return rows
 
 
-def _num(value) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
-
-
-def annotate(executed: Path, outcome: Outcome) -> None:
+def annotate(executed: Path, outcome: Outcome, result: dict) -> None:
     """Store the grading summary in the executed notebook's metadata."""
     try:
         nb = nbformat.read(str(executed), as_version=4)
@@ -330,32 +299,75 @@ def annotate(executed: Path, outcome: Outcome) -> None:
         return
     nb.metadata["lab"] = dict(nb.metadata.get("lab", {}), grading={
         "status": outcome.status, "detail": outcome.detail,
+        "confined": result.get("confined"), "replaced_cells": result.get("dropped", []),
         "checks": [{"check": r.check, "points": r.points, "max": r.max, "status": r.status}
                    for r in outcome.rows if r.check != EXECUTION_ROW]})
     nbformat.write(nb, str(executed))
 
 
-# -- command line ---------------------------------------------------------------------------
+# -- the whole run --------------------------------------------------------------------------
+
+def engine_kind(url: str) -> str:
+    """"embedded" or "real" for the server at ``url``; SystemExit when nothing answers."""
+    try:
+        info = httpx.get(url.rstrip("/") + "/dev", timeout=10).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise SystemExit(f"--engine-url {url}: no engine answers GET /dev ({exc})") from exc
+    return "embedded" if isinstance(info, dict) and info.get("engine") == "embedded" else "real"
+
 
 def grade(submissions: list[Path], out: Path, *, timeout: float = DEFAULT_TIMEOUT_S,
           source_dir: Path | None = ROOT / "solutions", engine_mode: str = "embedded",
-          kernel: str = "python3", jobs: int = 1) -> list[Outcome]:
+          kernel: str = "python3", jobs: int = 1, engine_url: str = "",
+          settings: Settings | None = None) -> list[Outcome]:
+    settings = settings or Settings()
+    settings.timeout, settings.source_dir, settings.kernel = timeout, source_dir, kernel
+    settings.engine_mode = "url" if engine_url else engine_mode
+    settings.engine_url = engine_url.rstrip("/")
+    if engine_url:
+        settings.honour_skips = engine_kind(engine_url) == "real"
     out.mkdir(parents=True, exist_ok=True)
     work = find_jobs(submissions, out)
+    protected = [ROOT, out.resolve(), *(p.resolve() for p in submissions)]
+    if source_dir:
+        protected.append(source_dir.resolve())
+    owned_base = settings.sandbox_dir is None
+    base = Path(tempfile.mkdtemp(prefix="lab-grade-")) if owned_base else settings.sandbox_dir
+    base.mkdir(parents=True, exist_ok=True)
+    adopted = sb.become_subreaper()
+    live: set[int] = set()
+    lock = threading.Lock()
 
-    def one(job: NotebookJob) -> Outcome:
-        outcome = run_notebook(job, source_dir, timeout, engine_mode, kernel)
+    def one(numbered: tuple[int, NotebookJob]) -> Outcome:
+        index, job = numbered
+        before = {p.pid for p in psutil.Process().children()}
+        outcome = run_notebook(job, settings, base, protected, index)
+        if adopted:
+            with lock:
+                strays = sb.kill_all(lambda: [p for p in sb.descendants()
+                                              if p.pid not in before and p.pid not in live])
+            if strays:
+                outcome.detail += f"; killed {strays} process(es) that outlived the notebook"
         earned = sum(r.points for r in outcome.rows)
         worth = sum(r.max for r in outcome.rows)
         print(f"{job.stem}: {outcome.status} {earned:g}/{worth:g}"
               + (f" ({outcome.detail})" if outcome.detail else ""), flush=True)
         return outcome
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        outcomes = list(pool.map(one, work))
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            outcomes = list(pool.map(one, enumerate(work)))
+    finally:
+        if owned_base and not settings.keep_sandboxes:
+            sb.Sandbox(base).remove()
     rows = [row for outcome in outcomes for row in outcome.rows]
+    confinement = ("Landlock ABI %d" % sb.landlock_abi() if settings.confine != "none"
+                   and sb.landlock_abi() else "none (file access is not confined)")
     write_csv(rows, out / "grades.csv")
-    write_report(rows, out / "report.html")
+    write_report(rows, out / "report.html", notes=[
+        f"Sandbox confinement: {confinement}; memory {settings.memory_mb} MB, output "
+        f"{settings.output_mb:g} MB kept / {settings.output_hard_mb:g} MB stops the run, "
+        f"cell timeout {settings.timeout:g} s."])
     return outcomes
 
 
@@ -377,26 +389,66 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("submissions", nargs="*", type=Path)
     parser.add_argument("--out", type=Path, required=True, help="folder for grades and report")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
-                        help="seconds per notebook (default %(default)s)")
+                        help="seconds a cell may run; the notebook gets 60 s more in all "
+                             "(default %(default)s)")
     parser.add_argument("--self-check", action="store_true",
-                        help="grade solutions/ and exit 1 unless full marks")
-    parser.add_argument("--source", type=Path, default=ROOT / "solutions",
-                        help="complete notebooks: hidden checks and check list (default solutions/)")
+                        help="grade the source notebooks and exit 1 unless full marks")
+    parser.add_argument("--source", default=str(ROOT / "solutions"),
+                        help="complete notebooks: check cells and points (default solutions/); "
+                             "'none' grades notebooks on their own checks")
     parser.add_argument("--engine", choices=("embedded", "none"), default="embedded",
                         help="start an embedded engine per notebook (default) or none")
-    parser.add_argument("--kernel", default="python3")
+    parser.add_argument("--engine-url", default="",
+                        help="grade against this running engine or real dev server instead")
+    parser.add_argument("--kernel", default="python3", help="kernelspec to run (in the sandbox)")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks run at once")
+    parser.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB,
+                        help="memory for the notebook's processes together, and address space "
+                             "for each (default %(default)s)")
+    parser.add_argument("--output-mb", type=float, default=DEFAULT_OUTPUT_MB,
+                        help="output kept in the executed notebook (default %(default)s)")
+    parser.add_argument("--output-hard-mb", type=float, default=DEFAULT_OUTPUT_HARD_MB,
+                        help="output that stops the run (default %(default)s)")
+    parser.add_argument("--file-mb", type=int, default=DEFAULT_FILE_MB,
+                        help="largest file the notebook may write (default %(default)s)")
+    parser.add_argument("--confine", choices=sb.CONFINE_MODES, default="auto",
+                        help="Landlock file confinement: auto (when available), landlock "
+                             "(required), none")
+    parser.add_argument("--sandbox-dir", type=Path, default=None,
+                        help="where sandboxes are made (default: a new temporary folder)")
+    parser.add_argument("--keep-sandboxes", action="store_true", help="keep them afterwards")
+    parser.add_argument("--pass-env", action="append", default=[], metavar="NAME",
+                        help="pass this environment variable to kernels (none are by default)")
     args = parser.parse_args(argv)
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
+    if args.memory_mb < 256 or args.output_mb <= 0 or args.output_hard_mb < args.output_mb:
+        parser.error("--memory-mb must be >= 256 and 0 < --output-mb <= --output-hard-mb")
+    source = None if args.source.lower() == "none" else Path(args.source)
+    if source is not None and not source.is_dir():
+        parser.error(f"--source {source}: no such folder (use --source none to grade "
+                     "notebooks on their own checks)")
+    if args.engine_url and not args.engine_url.startswith(("http://", "https://")):
+        parser.error("--engine-url must be an http(s) URL")
+    if args.confine == "landlock" and sb.landlock_abi() < 1:
+        parser.error("--confine landlock: Landlock is not available on this machine")
+    if args.confine == "auto" and sb.landlock_abi() < 1:
+        print("warning: Landlock is not available here: submissions can read and write "
+              "anything this user can (see docs/grading.md)", file=sys.stderr)
     submissions = list(args.submissions)
     if args.self_check:
-        submissions = submissions or [args.source]
+        if source is None:
+            parser.error("--self-check needs --source")
+        submissions = submissions or [source]
     if not submissions:
         parser.error("give at least one SUBMISSION (or --self-check)")
-    outcomes = grade(submissions, args.out, timeout=args.timeout,
-                     source_dir=args.source if args.source.is_dir() else None,
-                     engine_mode=args.engine, kernel=args.kernel, jobs=args.jobs)
+    settings = Settings(memory_mb=args.memory_mb, output_mb=args.output_mb,
+                        output_hard_mb=args.output_hard_mb, file_mb=args.file_mb,
+                        confine=args.confine, sandbox_dir=args.sandbox_dir,
+                        keep_sandboxes=args.keep_sandboxes, pass_env=tuple(args.pass_env))
+    outcomes = grade(submissions, args.out, timeout=args.timeout, source_dir=source,
+                     engine_mode=args.engine, kernel=args.kernel, jobs=args.jobs,
+                     engine_url=args.engine_url, settings=settings)
     print(f"wrote {args.out / 'grades.csv'} and {args.out / 'report.html'}")
     if args.self_check:
         problems = self_check_problems(outcomes)

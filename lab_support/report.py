@@ -1,8 +1,13 @@
 """Grading output: ``grades.csv`` and a self-contained ``report.html``.
 
 The report shows each submission's score, how often each check passed, notebooks that did
-not run to the end, and the score distribution as a matplotlib histogram embedded as a
-base64 PNG (one file to open or mail, nothing fetched from the internet).
+not run to the end, records that were ignored (names the source does not declare), and the
+score distribution as a matplotlib histogram embedded as a base64 PNG (one file to open or
+mail, nothing fetched from the internet).
+
+CSV cells that a spreadsheet would read as a formula (starting with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return) are written with a leading ``'``, as are cells that
+already start with one, so ``read_csv`` can undo it exactly.
 """
 
 from __future__ import annotations
@@ -26,10 +31,22 @@ class GradeRow:
     points: float
     max: float
     hint: str
-    status: str  # passed | failed | not reached; or, for "(execution)": completed, error, ...
+    status: str  # passed | failed | not reached | skipped | ignored; or, for "(execution)":
+    #              completed, error, timeout, memory limit, output limit, kernel died, ...
 
 
 CSV_COLUMNS = [f.name for f in fields(GradeRow)]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+SCORED = ("passed", "failed", "not reached")
+
+
+def csv_cell(text: str) -> str:
+    """A text cell that no spreadsheet runs as a formula."""
+    return "'" + text if text.startswith(FORMULA_STARTS + ("'",)) else text
+
+
+def _uncsv_cell(text: str) -> str:
+    return text[1:] if text.startswith("'") else text
 
 
 def write_csv(rows: list[GradeRow], path: Path) -> None:
@@ -37,15 +54,16 @@ def write_csv(rows: list[GradeRow], path: Path) -> None:
         writer = csv.writer(fh)
         writer.writerow(CSV_COLUMNS)
         for row in rows:
-            values = list(astuple(row))
+            values = [csv_cell(str(v)) for v in astuple(row)]
             values[3], values[4] = f"{row.points:g}", f"{row.max:g}"
             writer.writerow(values)
 
 
 def read_csv(path: Path) -> list[GradeRow]:
     with open(path, newline="", encoding="utf-8") as fh:
-        return [GradeRow(r["submission"], r["notebook"], r["check"], float(r["points"]),
-                         float(r["max"]), r["hint"], r["status"]) for r in csv.DictReader(fh)]
+        return [GradeRow(*(_uncsv_cell(r[k]) for k in ("submission", "notebook", "check")),
+                         float(r["points"]), float(r["max"]), _uncsv_cell(r["hint"]),
+                         _uncsv_cell(r["status"])) for r in csv.DictReader(fh)]
 
 
 def submission_scores(rows: list[GradeRow]) -> dict[str, tuple[float, float]]:
@@ -72,7 +90,7 @@ def check_pass_rates(rows: list[GradeRow]) -> list[tuple[str, str, int, int]]:
     """(notebook, check, passed, attempts) per check, in first-seen order."""
     counts: dict[tuple[str, str], list[int]] = {}
     for row in rows:
-        if row.check == EXECUTION_ROW:
+        if row.check == EXECUTION_ROW or row.status not in SCORED:
             continue
         entry = counts.setdefault((row.notebook, row.check), [0, 0])
         entry[0] += row.status == "passed"
@@ -107,7 +125,7 @@ def _pct(earned: float, worth: float) -> float:
     return 100.0 * earned / worth if worth else 0.0
 
 
-def render_report(rows: list[GradeRow]) -> str:
+def render_report(rows: list[GradeRow], notes: list[str] = ()) -> str:
     e = html.escape
     scores = submission_scores(rows)
     percents = [_pct(earned, worth) for earned, worth in scores.values()]
@@ -118,7 +136,8 @@ def render_report(rows: list[GradeRow]) -> str:
              ".bad{color:#cf222e}</style></head><body>",
              "<h1>Grading report</h1>",
              f"<p>{len(scores)} submission(s), "
-             f"{len({(r.submission, r.notebook) for r in rows})} notebook run(s).</p>"]
+             f"{len({(r.submission, r.notebook) for r in rows})} notebook run(s).</p>",
+             *(f"<p>{e(note)}</p>" for note in notes)]
 
     parts.append("<h2>Scores</h2><table><tr><th>submission</th><th>points</th><th>max</th>"
                  "<th>%</th></tr>")
@@ -157,9 +176,23 @@ def render_report(rows: list[GradeRow]) -> str:
         parts.append("</table>")
     else:
         parts.append("<p>None: every notebook ran to the end.</p>")
+
+    for status, title, why in (
+            ("skipped", "Skipped checks", "not observable on the server graded against: 0 of 0"),
+            ("ignored", "Ignored check records",
+             "recorded by a notebook under a name its source does not declare: not counted")):
+        listed = [r for r in rows if r.status == status]
+        if not listed:
+            continue
+        parts.append(f"<h2>{title}</h2><p>{e(why)}.</p><table><tr><th>submission</th>"
+                     "<th>notebook</th><th>check</th><th>detail</th></tr>")
+        for r in listed:
+            parts.append(f"<tr><td>{e(r.submission)}</td><td>{e(r.notebook)}</td>"
+                         f"<td>{e(r.check)}</td><td>{e(r.hint)}</td></tr>")
+        parts.append("</table>")
     parts.append("</body></html>\n")
     return "".join(parts)
 
 
-def write_report(rows: list[GradeRow], path: Path) -> None:
-    path.write_text(render_report(rows), encoding="utf-8")
+def write_report(rows: list[GradeRow], path: Path, notes: list[str] = ()) -> None:
+    path.write_text(render_report(rows, notes), encoding="utf-8")

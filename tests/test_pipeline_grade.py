@@ -1,4 +1,4 @@
-"""grade: every submission runs in its own papermill subprocess and is scored on what ran.
+"""grade: every submission runs in its own sandboxed job and is scored on what ran.
 
 The fixtures (tests/pipeline_fixtures, made by make_fixtures.py) do not need the engine,
 so these runs use ``--engine none``; test_pipeline_grade_engine.py covers the engine.
@@ -6,6 +6,7 @@ so these runs use ``--engine none``; test_pipeline_grade_engine.py covers the en
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -16,6 +17,8 @@ import psutil
 import pytest
 
 from lab_support import grade
+from lab_support.checks import CHECK_MIMETYPE
+from lab_support.grade_notebook import MARK_MIMETYPE, restore_checks
 from lab_support.report import read_csv
 
 FIXTURES = Path(__file__).resolve().parent / "pipeline_fixtures"
@@ -131,15 +134,16 @@ def test_bad_arguments_are_clear(tmp_path):
         grade.main(["--out", str(tmp_path)])  # nothing to grade
 
 
-def test_checks_are_saved_in_the_executed_notebook(graded, tmp_path):
+def test_checks_show_in_the_executed_notebook_without_grader_tokens(graded):
     out, _, _ = graded
-    executed = out / "executed" / "alice" / "fizz.ipynb"
-    records = grade.collect_records(executed, tmp_path / "no-such-file.jsonl")
-    assert [(r["name"], r["passed"]) for r in records] == [
-        ("fizz of 3", True), ("fizz of 4 (hidden)", True), ("total adds", True)]
-    outputs = [o for c in nbformat.read(str(executed), as_version=4).cells
-               for o in c.get("outputs", []) if "application/vnd.lab.check+json" in o.get("data", {})]
+    executed = nbformat.read(str(out / "executed" / "alice" / "fizz.ipynb"), as_version=4)
+    outputs = [o for c in executed.cells for o in c.get("outputs", [])
+               if CHECK_MIMETYPE in o.get("data", {})]
+    assert [(o["data"][CHECK_MIMETYPE]["name"], o["data"][CHECK_MIMETYPE]["passed"])
+            for o in outputs] == [("fizz of 3", True), ("fizz of 4 (hidden)", True),
+                                  ("total adds", True)]
     assert all({"text/html", "text/plain"} <= set(o["data"]) for o in outputs)
+    assert MARK_MIMETYPE not in json.dumps(executed)
 
 
 def test_unreadable_notebook_is_listed_not_fatal(tmp_path):
@@ -162,7 +166,8 @@ def test_hidden_checks_go_after_their_anchor_or_at_the_end():
         nbformat.v4.new_code_cell("# HIDDEN CHECK\nassert b", id="h2")])
     learner = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("a = 1", id="a"), nbformat.v4.new_code_cell("x = 0", id="x")])
-    restored = grade.restore_hidden_checks(learner, source)
+    restored, _ = restore_checks(learner, source)
     assert [c.id for c in restored.cells] == ["a", "h1", "x", "h2"]  # "b" was deleted
-    assert [c.id for c in grade.restore_hidden_checks(restored, source).cells] == \
-        ["a", "h1", "x", "h2"]  # already present: not added twice
+    again, notes = restore_checks(restored, source)
+    assert [c.id for c in again.cells] == ["a", "h1", "x", "h2"]  # present: not added twice
+    assert notes == []  # the source's own cells, untouched: nothing to report

