@@ -82,6 +82,57 @@ CLAIMS = {
         "money moved: 5000 cents for a 2500-cent refund",
         "provider calls: 2 | money moved for ch_7300: 2500 cents",
     ],
+    "05_fan_out.ipynb": [
+        "one event started 3 runs: [('refund-failed-notify-support', 'COMPLETED'), "
+        "('refund-failed-post-slack', 'COMPLETED'), ('refund-failed-update-risk-score', 'COMPLETED')]",
+        "the agent finished last: True",
+        "statuses: {'refund-failed-notify-support': 'COMPLETED', 'refund-failed-post-slack': "
+        "'FAILED', 'refund-failed-update-risk-score': 'COMPLETED'}",
+        "step bodies run by the rerun: {'post-message': 1}",
+        "20 child runs, 20 customers checked", "parent finished first: True",
+        "(never more than the limit of 5: True)", "| new child runs: 0",
+        'invoke: {"risk_score": 0.42}',
+        "5,000 events: 5000 accepted",
+        "5,001 events: SendEventsError - Cannot have more than 5000 events in a batch",
+        "wall-clock ids, new checks per moment: [3, 3, 0]",
+        "scheduled ids, new checks per moment:  [3, 0, 3]",
+        "bare send, no ids:    9 child runs", "bare send, with ids:  3 child runs",
+        "step.send_event:      3 child runs",
+        "slots needed: 20.8 -> 21", "on Hobby's 5 concurrent steps: 8.3 h",
+    ],
+    "06_step_run.ipynb": [
+        "6 steps at 95%, no retries: 73.5% of runs succeed, 26.5% fail",
+        "one retry per step reaches 99.7% over 6 steps when each try works 97.8% of the time",
+        "the function body was called 4 times; step bodies ran "
+        "{'load-order': 1, 'price-order': 1, 'write-summary': 1}",
+        "the function body was called 6 times; step bodies ran "
+        "{'load-order': 1, 'price-order': 3, 'write-summary': 1}",
+        "agent calls, agent outside step.run: 5", "agent calls, agent inside step.run:  1",
+        "one reference everywhere, outside: False | in its own step: True",
+        "keyword arguments: FAILED - True",
+        "step bodies ran {'load-customer': 1, 'load-thread': 1, 'run-agent': 2, "
+        "'save-draft-reply': 1, 'notify-reviewer': 1}",
+        "process 1 ran: ['load-customer', 'load-thread', 'run-agent', 'save-draft-reply']",
+        "process 2 ran: ['save-draft-reply', 'notify-reviewer']",
+        "'save-draft-reply': 1, 'notify-reviewer': 4}",
+        "step bodies ran: {'load-customer': 1, 'load-thread': 1, 'run-agent': 1, "
+        "'save-draft-reply': 2, 'notify-reviewer': 1}",
+    ],
+    "07_memoization.ipynb": [
+        "step bodies ran: {'load-customer': 1, 'load-thread': 1, 'run-agent': 1}",
+        "load-customer answered from the memo on 3 calls",
+        "the rerun from run-agent ran: {'run-agent': 1}",
+        "outside a step, no failures: fetch_expensive_data ran 4x",
+        "outside a step, chart fails twice: fetch_expensive_data ran 6x",
+        "in its own step, chart fails twice: fetch_expensive_data ran 1x",
+        "course model: 1,000 emails x 30% x $0.015 = $4.50 per 1,000 emails",
+        "measured: retries re-ran $3.00 of work per 1,000 emails; all calls of the body "
+        "together $13.00",
+        'output: {"first": "c-4429", "second": "c-5100"}', "= sha1('load-customer:1')",
+        "wrong records, same name: 2 | keyed by customer: 0",
+        "emails_processed metric after one email: 5",
+        "the unwrapped work wasted instead: $390.00 per month",
+    ],
 }
 
 

@@ -38,6 +38,17 @@ BROKEN = {
         'lab.send("user/signed.up", {"email": email}, id=f"signup-{form_token}")',
         'lab.send("user/signed.up", {"email": email})',  # Task 2: no event id
         {"the double submit started one run and sent one email"}),
+    "05_fan_out_exercise.ipynb": (
+        'id=f"invite-{team}-{m}"', 'id=f"invite-{ctx.run_id}-{m}"',  # Task 2: ids per run
+        {"a repeated request invites nobody twice"}),
+    "06_step_run_exercise.ipynb": (
+        'reference = await ctx.step.run("make-reference", new_reference)',
+        'reference = new_reference()',  # Task 2: the reference made outside a step
+        {"the record and every email attempt share one reference"}),
+    "07_memoization_exercise.ipynb": (
+        'f"load-customer-{customer_id}"', '"load-customer"',  # Task 2: positional slots
+        {"every customer in the digest got their own record",
+         "the digest still matches with another ticket list"}),
 }
 
 
