@@ -97,8 +97,11 @@ CLAIMS = {
         "5,001 events: SendEventsError - Cannot have more than 5000 events in a batch",
         "wall-clock ids, new checks per moment: [3, 3, 0]",
         "scheduled ids, new checks per moment:  [3, 0, 3]",
-        "bare send, no ids:    9 child runs", "bare send, with ids:  3 child runs",
-        "step.send_event:      3 child runs",
+        "bare send, no ids:    9 events sent, 9 child runs",
+        "bare send, with ids:  9 events sent, 3 child runs",
+        "step.send_event:      3 events sent, 3 child runs",
+        "the engine's count of executing steps, at most: 5",
+        "(formula: 120 s; within 5 %: True)",
         "slots needed: 20.8 -> 21", "on Hobby's 5 concurrent steps: 8.3 h",
     ],
     "06_step_run.ipynb": [
