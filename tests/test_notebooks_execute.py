@@ -95,13 +95,10 @@ CLAIMS = {
         'invoke: {"risk_score": 0.42}',
         "5,000 events: 5000 accepted",
         "5,001 events: SendEventsError - Cannot have more than 5000 events in a batch",
-        "wall-clock ids, new checks per moment: [3, 3, 0]",
-        "scheduled ids, new checks per moment:  [3, 0, 3]",
         "bare send, no ids:    9 events sent, 9 child runs",
         "bare send, with ids:  9 events sent, 3 child runs",
         "step.send_event:      3 events sent, 3 child runs",
-        "the engine's count of executing steps, at most: 5",
-        "(formula: 120 s; within 5 %: True)",
+        "the engine's count never above the limit: True",
         "slots needed: 20.8 -> 21", "on Hobby's 5 concurrent steps: 8.3 h",
     ],
     "06_step_run.ipynb": [
@@ -140,6 +137,17 @@ CLAIMS = {
 }
 
 
+# Claims of cells that only the embedded engine can run (the virtual clock, slow steps); on a
+# real dev server those cells say what they would have shown instead.
+EMBEDDED_ONLY_CLAIMS = {
+    "05_fan_out.ipynb": [
+        "wall-clock ids, new checks per moment: [3, 3, 0]",
+        "scheduled ids, new checks per moment:  [3, 0, 3]",
+        "(formula: 120 s; within 5 %: True)",
+    ],
+}
+
+
 def printed(nb) -> str:
     return "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
                    for out in cell.get("outputs", []) if out.get("output_type") == "stream")
@@ -161,7 +169,8 @@ def test_concept_notebook_runs_clean(path, tmp_path, engine_url):
     code, nb, log = run_papermill(path, tmp_path, engine_url, as_grader=False)
     assert code == 0 and nb is not None, f"{path.name} failed: {errors(nb) if nb else ''}\n{log}"
     text = printed(nb)
-    missing = [claim for claim in CLAIMS.get(path.name, []) if claim not in text]
+    claims = CLAIMS.get(path.name, []) + EMBEDDED_ONLY_CLAIMS.get(path.name, [])
+    missing = [claim for claim in claims if claim not in text]
     assert not missing, f"{path.name} no longer shows {missing}; it printed:\n{text}"
 
 
