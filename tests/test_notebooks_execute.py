@@ -92,7 +92,7 @@ CLAIMS = {
         "step bodies run by the rerun: {'post-message': 1}",
         "20 child runs, 20 customers checked", "parent finished first: True",
         "(never more than the limit of 5: True)", "| new child runs: 0",
-        'invoke: {"risk_score": 0.42}',
+        "invoke: {'risk_score': 0.42}",
         "5,000 events: 5000 accepted",
         "5,001 events: SendEventsError - Cannot have more than 5000 events in a batch",
         "bare send, no ids:    9 events sent, 9 child runs",
@@ -129,7 +129,7 @@ CLAIMS = {
         "course model: 1,000 emails x 30% x $0.015 = $4.50 per 1,000 emails",
         "measured: retries re-ran $3.00 of work per 1,000 emails; all calls of the body "
         "together $13.00",
-        'output: {"first": "c-4429", "second": "c-5100"}', "= sha1('load-customer:1')",
+        "output: {'first': 'c-4429', 'second': 'c-5100'}", "= sha1('load-customer:1')",
         "wrong records, same name: 2 | keyed by customer: 0",
         "emails_processed metric after one email: 5",
         "the unwrapped work wasted instead: $390.00 per month",
