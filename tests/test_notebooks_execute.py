@@ -98,7 +98,6 @@ CLAIMS = {
         "bare send, no ids:    9 events sent, 9 child runs",
         "bare send, with ids:  9 events sent, 3 child runs",
         "step.send_event:      3 events sent, 3 child runs",
-        "the engine's count never above the limit: True",
         "slots needed: 20.8 -> 21", "on Hobby's 5 concurrent steps: 8.3 h",
     ],
     "06_step_run.ipynb": [
@@ -144,6 +143,7 @@ EMBEDDED_ONLY_CLAIMS = {
         "wall-clock ids, new checks per moment: [3, 3, 0]",
         "scheduled ids, new checks per moment:  [3, 0, 3]",
         "(formula: 120 s; within 5 %: True)",
+        "the engine's count never above the limit: True",
     ],
 }
 
