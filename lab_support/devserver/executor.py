@@ -56,12 +56,12 @@ class Executor:
             engine.fail_run(run, f"function {run.fn_slug} is no longer synced")
             return
         engine.mark_started(run)
-        if engine.chaos.active_for(fn.slug):
+        if engine.chaos.active_for(fn.slug, run.run_id):
             run.force_plan = True           # planned steps let chaos act before a body runs
         started = engine.now()
         if item.target:
             self._attempt_started(run, item, started)
-        rule = engine.chaos.take(fn.slug, item.target_name) if item.target else None
+        rule = engine.chaos.take(fn.slug, item.target_name, run.run_id) if item.target else None
         if rule and rule["mode"] == "raise":
             answer = _chaos_step_error(item, rule, final=item.attempt + 1 >= run.max_attempts)
         elif rule and rule["mode"] in ("http_503", "timeout"):

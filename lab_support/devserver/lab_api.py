@@ -108,7 +108,8 @@ async def add_chaos(request: Request):
                            else int(float(duration) * 1000))
         rule = engine.chaos.add(str(body.get("function") or ""), str(body.get("step") or ""),
                                 None if times is None else int(times),
-                                str(body.get("mode", "raise")), duration_ms=duration_ms)
+                                str(body.get("mode", "raise")), duration_ms=duration_ms,
+                                scope=body.get("scope"))
     except (ChaosError, DurationError, ValueError, TypeError) as exc:
         return _error(str(exc))
     return rule
@@ -123,6 +124,14 @@ def list_chaos(request: Request):
 def clear_chaos(request: Request):
     _engine(request).chaos.clear()
     return {"data": []}
+
+
+@router.delete("/chaos/{rule_id}")
+def remove_chaos(request: Request, rule_id: str):
+    engine = _engine(request)
+    if not engine.chaos.remove(rule_id):
+        return _error(f"no chaos rule {rule_id!r}", 404)
+    return {"data": engine.chaos.rules}
 
 
 @router.post("/reset")
