@@ -38,6 +38,15 @@ BROKEN = {
         'lab.send("user/signed.up", {"email": email}, id=f"signup-{form_token}")',
         'lab.send("user/signed.up", {"email": email})',  # Task 2: no event id
         {"the double submit started one run and sent one email"}),
+    "14_replay_cancel_exercise.ipynb": (
+        'return lab.rerun_failed("answer-ticket", since=since, until=until)',
+        'return lab.replay("answer-ticket", since=since, until=until)',  # Task 1: from the top
+        {"every ticket of the window answered once, no draft paid twice"}),
+    "15_hitl_gates_exercise.ipynb": (
+        'return lab.send("escalation/decision.made", data, id=f"decision-{request_id}")',
+        'return lab.send("escalation/decision.made", data)',  # Task 2: no decision id
+        {"a double click is recorded once; a forged id is refused",
+         "two reviewers at once: the first decision is the one on record"}),
 }
 
 
