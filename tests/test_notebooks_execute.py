@@ -113,7 +113,7 @@ CLAIMS = {
         'r-103: {"status": "escalated_timeout"}',
         "Saturday 16:59: run RUNNING, calls to our code since the gate opened: 0",
         'after the timeout: {"status": "escalated_timeout"} | calls to our code to finish it: 3',
-        "the gate was open from Fri 17:00 to Sat 17:00",
+        "the gate opened Fri 17:00 and the run woke Sat 17:00",
         "steps executing while the gate was open: 0",
         "executions: 6 billed = 1 run(s) + 5 step execution(s)",
         "keyword arguments: FAILED - Step.run() got an unexpected keyword argument 'request'",

@@ -46,7 +46,7 @@ BROKEN = {
         'return lab.send("escalation/decision.made", data, id=f"decision-{request_id}")',
         'return lab.send("escalation/decision.made", data)',  # Task 2: no decision id
         {"a double click is recorded once; a forged id is refused",
-         "two reviewers at once: the first decision is the one on record"}),
+         "two reviewers one after the other: the first decision is the one on record"}),
 }
 
 
