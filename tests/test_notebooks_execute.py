@@ -98,22 +98,19 @@ CLAIMS = {
         "replay-all of the day's completed runs: 15 runs; agent calls 15; summaries in v2: 15; "
         "new replies: 0",
         "runs started by the re-fired event: 0",
-        "rerun refused: run", "replay of the cron run: []",
         "cancelled: ['c-201', 'c-202', 'c-203', 'c-206']",
         "c-301 CANCELLED ['welcome', 'day 3']",
         "c-302 COMPLETED ['welcome', 'day 3', 'day 7', 'day 14']",
         "run: CANCELLED | ledger entries: [{'invoice': 'inv-77', 'amount': 12900, "
         "'status': 'complete'}] | receipts: []",
-        "the same query 25 hours later on Hobby: 0",
     ],
     "15_hitl_gates.ipynb": [
         "waiting at the gate: ['r-101', 'r-102', 'r-103', 'r-104', 'r-105', 'r-106']",
         '"decided_by": "auto"', '"decided_by": "chen"',
-        'r-102 {"status": "rejected_by_human", "decided_by": "bilal"}',
+        'r-102 {"decided_by": "bilal", "status": "rejected_by_human"}',
         'r-103: {"status": "escalated_timeout"}',
-        "Saturday 16:59: run RUNNING, calls to our code since the gate opened: 0",
         'after the timeout: {"status": "escalated_timeout"} | calls to our code to finish it: 3',
-        "the gate opened Fri 17:00 and the run woke Sat 17:00",
+        "the run woke 24 hours after the gate opened: True",
         "steps executing while the gate was open: 0",
         "executions: 6 billed = 1 run(s) + 5 step execution(s)",
         "keyword arguments: FAILED - Step.run() got an unexpected keyword argument 'request'",
@@ -121,14 +118,28 @@ CLAIMS = {
         "no timeout: FAILED - Step.wait_for_event() missing 1 required keyword-only argument: "
         "'timeout'",
         'r-301: {"status": "escalated_timeout"}', "the approval is in the event list: ['dana']",
-        'r-302: {"status": "issued"',
+        'r-302: {"decided_by": "dana"',
         "after a decision for 'R-303': RUNNING - still waiting",
         "record-decision runs: 2; table says rejected by bilal",
         "record-decision runs: 1; table says approved by amina",
         "[hitl-unaudited-timeout]",
         "r-501: FAILED - 'NoneType' object has no attribute 'data' | audit rows for r-501: []",
-        'gate with the forged id: {"status": "approved", "approval_for": "r-777"}',
+        'gate with the forged id: {"approval_for": "r-777", "status": "approved"}',
         "forged id, validated: FAILED - request_id",
+    ],
+}
+
+
+# What a concept notebook shows only on the embedded engine (virtual clock, plans, cron runs):
+# checked here, not in the real-server lane, where those cells say what they would have shown.
+EMBEDDED_CLAIMS = {
+    "14_replay_cancel.ipynb": [
+        "rerun refused: run", "replay of the cron run: []",
+        "the same query 25 hours later on Hobby: 0",
+    ],
+    "15_hitl_gates.ipynb": [
+        "Saturday 16:59: run RUNNING, calls to our code since the gate opened: 0",
+        "the gate opened Fri 17:00 and the run woke Sat 17:00",
     ],
 }
 
@@ -154,7 +165,8 @@ def test_concept_notebook_runs_clean(path, tmp_path, engine_url):
     code, nb, log = run_papermill(path, tmp_path, engine_url, as_grader=False)
     assert code == 0 and nb is not None, f"{path.name} failed: {errors(nb) if nb else ''}\n{log}"
     text = printed(nb)
-    missing = [claim for claim in CLAIMS.get(path.name, []) if claim not in text]
+    claims = CLAIMS.get(path.name, []) + EMBEDDED_CLAIMS.get(path.name, [])
+    missing = [claim for claim in claims if claim not in text]
     assert not missing, f"{path.name} no longer shows {missing}; it printed:\n{text}"
 
 
