@@ -188,6 +188,50 @@ CLAIMS = {
         "in the trace: False", "in the engine's files: False",
         "user turns in the session: ['Where is my parcel?', 'Where is my parcel?']",
     ],
+    "14_replay_cancel.ipynb": [
+        "runs between 14:00 and 18:00: 59 (47 failed, 12 completed)",
+        "where they failed: {'escalate-with-context': 47}",
+        "failed before 14:00 (another cause): [\"no customer 'c-999' in the CRM\"]",
+        "at 18:25: 47 still failed; step bodies run since 18:00: 0",
+        "the filter finds 47 runs",
+        "rerun before the fix: FAILED - escalate-with-context: SKILL.md has no trigger matching",
+        "rerun from the failed step: 47 runs, {'COMPLETED': 47}",
+        "agent calls: 0 ($0.00); executions: 188 = 47 runs + 141 step executions",
+        "replies per email in the incident window: {1: 59}",
+        "agent calls: 47 ($9.40); executions: 329 = 47 runs + 282 step executions",
+        "replies per escalated email now: {2: 47}",
+        "replay-all of the day's completed runs: 15 runs; agent calls 15; summaries in v2: 15; "
+        "new replies: 0",
+        "runs started by the re-fired event: 0",
+        "cancelled: ['c-201', 'c-202', 'c-203', 'c-206']",
+        "c-301 CANCELLED ['welcome', 'day 3']",
+        "c-302 COMPLETED ['welcome', 'day 3', 'day 7', 'day 14']",
+        "run: CANCELLED | ledger entries: [{'invoice': 'inv-77', 'amount': 12900, "
+        "'status': 'complete'}] | receipts: []",
+    ],
+    "15_hitl_gates.ipynb": [
+        "waiting at the gate: ['r-101', 'r-102', 'r-103', 'r-104', 'r-105', 'r-106']",
+        '"decided_by": "auto"', '"decided_by": "chen"',
+        'r-102 {"decided_by": "bilal", "status": "rejected_by_human"}',
+        'r-103: {"status": "escalated_timeout"}',
+        'after the timeout: {"status": "escalated_timeout"} | calls to our code to finish it: 3',
+        "the run woke 24 hours after the gate opened: True",
+        "steps executing while the gate was open: 0",
+        "executions: 6 billed = 1 run(s) + 5 step execution(s)",
+        "keyword arguments: FAILED - Step.run() got an unexpected keyword argument 'request'",
+        "attribute access: FAILED - 'dict' object has no attribute 'recommends_refund'",
+        "no timeout: FAILED - Step.wait_for_event() missing 1 required keyword-only argument: "
+        "'timeout'",
+        'r-301: {"status": "escalated_timeout"}', "the approval is in the event list: ['dana']",
+        'r-302: {"decided_by": "dana"',
+        "after a decision for 'R-303': RUNNING - still waiting",
+        "record-decision runs: 2; table says rejected by bilal",
+        "record-decision runs: 1; table says approved by amina",
+        "[hitl-unaudited-timeout]",
+        "r-501: FAILED - 'NoneType' object has no attribute 'data' | audit rows for r-501: []",
+        'gate with the forged id: {"approval_for": "r-777", "status": "approved"}',
+        "forged id, validated: FAILED - request_id",
+    ],
 }
 
 
@@ -199,6 +243,14 @@ EMBEDDED_ONLY_CLAIMS = {
         "scheduled ids, new checks per moment:  [3, 0, 3]",
         "(formula: 120 s; within 5 %: True)",
         "the engine's count never above the limit: True",
+    ],
+    "14_replay_cancel.ipynb": [
+        "rerun refused: run", "replay of the cron run: []",
+        "the same query 25 hours later on Hobby: 0",
+    ],
+    "15_hitl_gates.ipynb": [
+        "Saturday 16:59: run RUNNING, calls to our code since the gate opened: 0",
+        "the gate opened Fri 17:00 and the run woke Sat 17:00",
     ],
 }
 
