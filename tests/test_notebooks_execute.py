@@ -77,11 +77,11 @@ CLAIMS = {
     "01_events_vs_requests.ipynb": [
         "event model, peak open parser connections: 1",
         "50 drafts; 50 save-draft executions",
-        "most draft-reply steps executing at once during the burst: 7",
         "runs started by an event nobody listens to: 0",
     ],
     "02_cron_triggers.ipynb": [
         "7 daily runs; 35 customer checks",
+        "invoked run: COMPLETED | its event: inngest/function.invoked",
         "strict-slot-reader invoked by hand: FAILED | KeyError: True",
         "children started by the duplicate: 0",
         "the next day's tick: COMPLETED",
@@ -110,6 +110,9 @@ CLAIMS = {
 # Claims printed only by cells that need the embedded engine (its virtual clock, a lab.reset):
 # on a real dev server those cells say what the learner would have seen instead.
 EMBEDDED_CLAIMS = {
+    "01_events_vs_requests.ipynb": [
+        "most draft-reply steps executing at once during the burst: 7",
+    ],
     "00_quick_win.ipynb": [
         "while asleep: run RUNNING | step bodies run since the send: {'compose-greeting': 1}",
         "it wakes in 15 min of engine time",
@@ -119,7 +122,6 @@ EMBEDDED_CLAIMS = {
     ],
     "02_cron_triggers.ipynb": [
         "Karachi 09:00 ran at UTC 04:00",
-        "invoked run: COMPLETED | its event: inngest/function.invoked",
         "no limit: 3 run(s), 0 skipped, 3 in flight, 3 step(s) executing at once",
         "concurrency=1: 3 run(s), 0 skipped, 3 in flight, 1 step(s) executing at once",
         "singleton (skip): 1 run(s), 2 skipped, 1 in flight, 1 step(s) executing at once",
