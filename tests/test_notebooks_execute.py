@@ -69,19 +69,41 @@ CLAIMS = {
         "step bodies run by this attempt: {'compose-greeting': 1, 'compose-farewell': 5}",
         "step bodies run by the rerun from the failed step: {'compose-farewell': 1}",
         "step bodies run by a plain rerun: {'compose-greeting': 1, 'compose-farewell': 1}",
+        "step bodies run by a bulk replay of the failed run: "
+        "{'compose-greeting': 1, 'compose-farewell': 1}",
+        "greeting and farewell ran in different processes: True",
+        "serve() raised SigningKeyMissingError - signing_key_unspecified",
     ],
     "01_events_vs_requests.ipynb": [
         "event model, peak open parser connections: 1",
         "50 drafts; 50 save-draft executions",
+        "runs started by an event nobody listens to: 0",
     ],
-    "02_cron_triggers.ipynb": ["7 daily runs; 35 customer checks"],
+    "02_cron_triggers.ipynb": [
+        "7 daily runs; 35 customer checks",
+        "invoked run: COMPLETED | its event: inngest/function.invoked",
+        "strict-slot-reader invoked by hand: FAILED | KeyError: True",
+        "children started by the duplicate: 0",
+        "the next day's tick: COMPLETED",
+        "customers checked for that day: 5",
+    ],
     "03_webhook_triggers.ipynb": [
         "runs for the Stripe event: 1", "runs for our own event:    0", "runs for this event: []",
+        "redelivery answered 200 | new runs: 0 | new notifications: 0",
+        "an event named 'RefundFailed' was accepted: True",
+        "dispute handled by nobody yet: True",
     ],
     "04_idempotency.ipynb": [
+        "no id (o-5100): 3 run(s), 4500 cents moved",
+        "id with the click's time (o-5150): 3 run(s), 4500 cents moved",
+        "id from the form token (o-5200): 1 run(s), 1500 cents moved",
         "step bodies run: {'lookup-order': 1, 'issue-provider-refund': 1, 'audit-refund': 1}",
         "money moved: 5000 cents for a 2500-cent refund",
         "provider calls: 2 | money moved for ch_7300: 2500 cents",
+        "emails for ch_881 (provider id as event id): 1",
+        "emails for ch_882 (no id): 3",
+        "emails for ch_883 (no id, idempotency on charge_id): 1",
+        "cron runs: 2 | health checks: 3",
     ],
     "05_fan_out.ipynb": [
         "one event started 3 runs: [('refund-failed-notify-support', 'COMPLETED'), "
@@ -238,6 +260,26 @@ CLAIMS = {
 # Claims of cells that only the embedded engine can run (the virtual clock, slow steps); on a
 # real dev server those cells say what they would have shown instead.
 EMBEDDED_ONLY_CLAIMS = {
+    "00_quick_win.ipynb": [
+        "while asleep: run RUNNING | step bodies run since the send: {'compose-greeting': 1}",
+        "it wakes in 15 min of engine time",
+        "after 15 engine minutes: COMPLETED | step bodies run since the send: "
+        "{'compose-greeting': 1, 'compose-farewell': 1}",
+        "process killed, sleep over: RUNNING",
+    ],
+    "01_events_vs_requests.ipynb": [
+        "most draft-reply steps executing at once during the burst: 7",
+    ],
+    "02_cron_triggers.ipynb": [
+        "Karachi 09:00 ran at UTC 04:00",
+        "no limit: 3 run(s), 0 skipped, 3 in flight, 3 step(s) executing at once",
+        "concurrency=1: 3 run(s), 0 skipped, 3 in flight, 1 step(s) executing at once",
+        "singleton (skip): 1 run(s), 2 skipped, 1 in flight, 1 step(s) executing at once",
+        "rerun refused: True",
+    ],
+    "04_idempotency.ipynb": [
+        "the same id 25 hours later started a new run: True | money moved for o-5200 now: 3000 cents",
+    ],
     "05_fan_out.ipynb": [
         "wall-clock ids, new checks per moment: [3, 3, 0]",
         "scheduled ids, new checks per moment:  [3, 0, 3]",
