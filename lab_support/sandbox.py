@@ -132,13 +132,20 @@ def ephemeral_range() -> tuple[int, int]:
 
 
 def _listening(port: int) -> bool:
-    """Is some process bound to ``port`` on loopback? (SO_REUSEADDR: TIME_WAIT is not.)"""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    """Is some process bound to ``port`` on IPv4 or IPv6 loopback? (SO_REUSEADDR: a port
+    left in TIME_WAIT is not.)"""
+    for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
         try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return True
+            probe = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:  # no IPv6 here
+            continue
+        with probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((address, port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRNOTAVAIL:  # ::1 missing is not "in use"
+                    return True
     return False
 
 
@@ -173,7 +180,13 @@ class PortBlock:
 def reserve_ports(size: int = PORT_BLOCK_SIZE, lock_dir: Path | None = None) -> PortBlock:
     """The first block of ``size`` ports outside the ephemeral range that no other job holds."""
     lock_dir = lock_dir or PORT_LOCK_DIR
-    lock_dir.mkdir(mode=0o1777, exist_ok=True)
+    try:
+        lock_dir.mkdir()
+        lock_dir.chmod(0o1777)  # shared by every grading user, like /tmp itself
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise SandboxError(f"cannot make {lock_dir} for the port locks: {exc}") from exc
     low, high = ephemeral_range()
     for first in range(PORT_REGION[0], PORT_REGION[1] - size + 2, size):
         last = first + size - 1
