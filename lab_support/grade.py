@@ -143,34 +143,18 @@ def source_for(job: NotebookJob, source_dir: Path | None) -> tuple[Path | None, 
 
 # -- running one notebook -------------------------------------------------------------------
 
-class LiveJobs:
-    """The job processes running now (``--jobs N``): a finished notebook's clean-up kills
-    what it left behind, never a neighbour's job or anything that job started."""
+class RunningJobs:
+    """The grading processes running now. With ``--jobs N`` one job's stray cleanup must spare
+    the others' process trees; a job registers its process under the lock it spawns under, so
+    a cleanup never sees a job that has started and is not yet registered."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.pids: set[int] = set()
 
-    def start(self, cmd: list[str], **popen) -> subprocess.Popen:
-        with self.lock:  # a clean-up running now must already see this job as live
-            proc = subprocess.Popen(cmd, **popen)
-            self.pids.add(proc.pid)
-            return proc
-
-    def ended(self, proc: subprocess.Popen) -> None:
-        with self.lock:
-            self.pids.discard(proc.pid)
-
-    def kill_strays(self, before: set[int]) -> int:
-        """Kill descendants of this process that no live job owns and that ``before`` did
-        not list; how many."""
-        with self.lock:
-            return sb.kill_all(lambda: [p for p in sb.descendants(exclude=self.pids)
-                                        if p.pid not in before])
-
 
 def run_notebook(job: NotebookJob, settings: Settings, base: Path, protected: list[Path],
-                 index: int, live: LiveJobs | None = None) -> Outcome:
+                 index: int, running: RunningJobs | None = None) -> Outcome:
     source, problem = source_for(job, settings.source_dir)
     if problem:
         outcome = Outcome("no source", problem)
@@ -208,7 +192,7 @@ def run_notebook(job: NotebookJob, settings: Settings, base: Path, protected: li
     spec_file = work / "spec.json"
     spec_file.write_text(json.dumps(spec, indent=1), encoding="utf-8")
     status = _run_job(spec_file, job.file("logs", ".grader.log"),
-                      settings.timeout + JOB_GRACE_S, live or LiveJobs())
+                      settings.timeout + JOB_GRACE_S, running or RunningJobs())
     if status:
         return _stopped(job, *status, specs)
     try:
@@ -224,22 +208,25 @@ def run_notebook(job: NotebookJob, settings: Settings, base: Path, protected: li
 
 
 def _run_job(spec_file: Path, log: Path, limit: float,
-             live: LiveJobs) -> tuple[str, str] | None:
+             running: RunningJobs) -> tuple[str, str] | None:
     """Run ``grade_run`` on one spec; a (status, detail) only when that process failed."""
     cmd = [sys.executable, "-m", "lab_support.grade_run", str(spec_file)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]))
     env.pop("INNGEST_DEV", None)
     with open(log, "w", encoding="utf-8") as log_fh:
-        proc = live.start(cmd, stdout=log_fh, stderr=subprocess.STDOUT,
-                          stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        with running.lock:
+            proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            running.pids.add(proc.pid)
         try:
             code = proc.wait(limit)
         except subprocess.TimeoutExpired:
             kill_tree(proc)
             return "timeout", f"the grading process was stopped after {limit:g} s"
         finally:
-            live.ended(proc)
+            with running.lock:
+                running.pids.discard(proc.pid)
     if code != 0:
         return "grader error", f"the grading process exited with code {code}; see {log}"
     return None
@@ -367,14 +354,17 @@ def grade(submissions: list[Path], out: Path, *, timeout: float = DEFAULT_TIMEOU
     base = Path(tempfile.mkdtemp(prefix="lab-grade-")) if owned_base else settings.sandbox_dir
     base.mkdir(parents=True, exist_ok=True)
     adopted = sb.become_subreaper()
-    live = LiveJobs()
+    running = RunningJobs()
 
     def one(numbered: tuple[int, NotebookJob]) -> Outcome:
         index, job = numbered
         before = {p.pid for p in psutil.Process().children()}
-        outcome = run_notebook(job, settings, base, protected, index, live)
+        outcome = run_notebook(job, settings, base, protected, index, running)
         if adopted:
-            strays = live.kill_strays(before)
+            # the other jobs' process trees are theirs; what is left outside them is a stray
+            with running.lock:
+                strays = sb.kill_all(lambda: [p for p in sb.descendants(exclude=running.pids)
+                                              if p.pid not in before])
             if strays:
                 outcome.detail += f"; killed {strays} process(es) that outlived the notebook"
         earned = sum(r.points for r in outcome.rows)
