@@ -33,6 +33,7 @@ solution cells of that Decision (a test keeps them equal).
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import shutil
 import sys
@@ -163,6 +164,7 @@ class Workspace:
         ``fresh_data=False``, start the Worker's database over. Returns ``lab``."""
         from . import lab
 
+        quiet_worker_logs()
         self.checkpoint("scaffold")
         self.parts = list(parts)
         self.build_app()  # in the kernel first: your mistakes show here, with a traceback
@@ -199,8 +201,19 @@ class Workspace:
         return findings
 
 
+def quiet_worker_logs() -> None:
+    """The MCP server's import configures root logging at INFO, so every HTTP request of the
+    Worker would print a line into the notebook; keep warnings and errors only."""
+    import customer_data_mcp.server  # noqa: F401 - configures logging when first imported
+
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in ("httpx", "mcp", "mcp.server.lowlevel.server"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def reset_worker_data() -> dict | None:
     """Drop and re-seed the Worker's embedded database (never a ``DATABASE_URL`` of yours)."""
+    quiet_worker_logs()
     if os.environ.get("DATABASE_URL", "").strip():
         print("DATABASE_URL is set: your database is left as it is (no reset).")
         return None
