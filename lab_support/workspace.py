@@ -38,6 +38,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 
 from starlette.datastructures import State
@@ -107,9 +108,9 @@ class Workspace:
         return self.root / self.package
 
     def path(self, name: str) -> Path:
-        """A file of the package (``"email_tasks.py"``) or of the workspace (``"AGENTS.md"``)."""
-        inside = self.package_dir / name
-        return inside if inside.exists() or name.endswith(".py") else self.root / name
+        """A module of the package (``"email_tasks.py"``), else a file of the workspace
+        (``"AGENTS.md"``)."""
+        return self.package_dir / name if name.endswith(".py") else self.root / name
 
     def show(self, name: str) -> str:
         """Print one file of the package, as it is on disk now."""
@@ -124,12 +125,15 @@ class Workspace:
         print("\n".join(found) if found else "(empty)")
         return found
 
-    def checkpoint(self, name: str) -> list[str]:
-        """Write the course's version of an earlier part (``"d3"``, ...) into the package."""
+    def checkpoint(self, name: str, only: list[str] | None = None) -> list[str]:
+        """Write the course's version of an earlier part (``"d3"``, ...) into the package;
+        ``only``: just these files of it (``["inngest_client.py"]``)."""
         if name not in CHECKPOINTS:
             raise WorkspaceError(f"no checkpoint {name!r}; there are {sorted(CHECKPOINTS)}")
         written = []
         for source in sorted((FILES_DIR / name).glob("*.py")):
+            if only is not None and source.name not in only:
+                continue
             target = self.package_dir / source.name
             shutil.copyfile(source, target)
             written.append(source.name)
@@ -199,6 +203,22 @@ class Workspace:
             print(str(finding).replace(str(self.root) + os.sep, ""))
         print(f"{len(findings)} problem(s) found" if findings else "envelope rules: all pass")
         return findings
+
+
+def wait_for_step(run_id: str, step: str, timeout: float = 60.0) -> dict:
+    """Wait until the run's trace shows ``step`` (e.g. a ``wait-for-decision`` that is open),
+    so an outside event or a clock jump arrives after the run got there. Returns the run."""
+    from . import lab
+
+    deadline = time.monotonic() + timeout
+    while True:
+        run = lab.run(run_id)
+        if step in set(lab.trace(run_id, outputs=False)["step"]):
+            return run
+        if run["status"] in ("COMPLETED", "FAILED", "CANCELLED") or time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} is {run['status']} and never reached step "
+                               f"{step!r} within {timeout:g} s; look at lab.trace({run_id!r})")
+        time.sleep(0.1)
 
 
 def quiet_worker_logs() -> None:
