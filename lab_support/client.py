@@ -12,6 +12,7 @@ status inside the body (so bodies are checked for ``status`` >= 400).
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -229,6 +230,44 @@ class EngineClient:
                             {"id": run_id, "step": {"stepID": from_step_id}})
         return data["rerun"]
 
+    def function_config(self, slug: str) -> dict:
+        """The synced function's registration config (what the SDK sent at sync)."""
+        for fn in self.gql("query { functions { slug config } }").get("functions") or []:
+            if fn["slug"] == slug:
+                return json.loads(fn.get("config") or "{}")
+        raise LabClientError(f"No function with slug {slug!r} is synced.")
+
+    def invoke(self, slug: str, data: dict | None = None) -> bool:
+        """GraphQL ``invokeFunction``: an ``inngest/function.invoked`` event aimed at ``slug``
+        (both engines answer a bare Boolean, not the run id)."""
+        data = self.gql("mutation($slug:String!,$data:Map) "
+                        "{ invokeFunction(functionSlug:$slug, data:$data) }",
+                        {"slug": slug, "data": data or {}})
+        return bool(data.get("invokeFunction"))
+
+    def events(self, *, names: list[str] | None = None, since: datetime | str | None = None,
+               internal: bool = False, limit: int = 200) -> list[dict]:
+        """Events newest first (GraphQL ``eventsV2``), each with the runs it started."""
+        query = """query($first:Int!,$after:String,$filter:EventsFilter!) {
+          eventsV2(first:$first, after:$after, filter:$filter) {
+            edges { cursor node { id name idempotencyKey occurredAt receivedAt raw
+                                  runs { id status function { slug } } } }
+            pageInfo { hasNextPage endCursor } } }"""
+        flt: dict[str, Any] = {"from": to_rfc3339(since) or EPOCH,
+                               "includeInternalEvents": internal}
+        if names:
+            flt["eventNames"] = names
+        out: list[dict] = []
+        after = None
+        while len(out) < limit:
+            page = self.gql(query, {"first": min(100, limit - len(out)), "after": after,
+                                    "filter": flt})["eventsV2"]
+            out += [edge["node"] for edge in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"] or not page["edges"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+        return out
+
     def bulk_cancel(self, *, app_id: str, function_id: str, started_after: str | None,
                     started_before: str, if_exp: str | None) -> dict:
         body = {"app_id": app_id, "function_id": function_id,
@@ -248,9 +287,9 @@ class EngineClient:
                 "server runs on wall-clock time with no fault injection: use lab.hours(...) "
                 "for short real sleeps, and make a step fail by raising in your own code.")
 
-    def lab_get(self, path: str, feature: str) -> Any:
+    def lab_get(self, path: str, feature: str, params: dict | None = None) -> Any:
         self.require_embedded(feature)
-        return self._get_json(f"/lab/v1/{path}")
+        return self._get_json(f"/lab/v1/{path}", params)
 
     def lab_call(self, method: str, path: str, feature: str, body: dict | None = None) -> Any:
         self.require_embedded(feature)

@@ -15,7 +15,7 @@ from .client import parse_time, to_rfc3339
 if TYPE_CHECKING:
     from .lab_object import Lab
 
-CHAOS_MODES = ("raise", "http_503", "timeout", "lose_response")
+CHAOS_MODES = ("raise", "http_503", "timeout", "lose_response")   # fail_step's; slow_step below
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -90,7 +90,8 @@ class Chaos:
     """Fault injection in the embedded engine: make a chosen step of a function fail its
     next ``times`` attempts. Modes: raise (the step errors before its body runs), http_503
     and timeout (the call to your host fails), lose_response (the body runs, then the
-    engine drops the answer, so the step runs again: the side-effect window)."""
+    engine drops the answer, so the step runs again: the side-effect window). ``slow_step``
+    makes a step take a while of engine time while it holds its concurrency slot."""
 
     def __init__(self, lab: "Lab") -> None:
         self._lab = lab
@@ -117,6 +118,24 @@ class Chaos:
 
     def lose_response(self, function: Any, step: str, times: int = 1) -> dict:
         return self.fail_step(function, step, times, mode="lose_response")
+
+    def slow_step(self, function: Any, step: str, duration: Any, times: int | None = None) -> dict:
+        """Make ``step`` take ``duration`` of *engine* time (timedelta, seconds or '8s') while
+        it keeps its concurrency slot: "each email takes 8 s" without time.sleep, and without
+        a step.sleep (which would free the slot). The body runs once, at the start; its result
+        arrives ``duration`` later. The virtual clock may jump to that moment (it is work of a
+        run in progress), never past it. ``times=None``: every call until ``clear()``."""
+        seconds = to_seconds(duration)
+        if seconds <= 0:
+            raise ValueError("duration must be more than zero, e.g. '8s'")
+        if times is not None and (not isinstance(times, int) or times < 1):
+            raise ValueError(f"times is a whole number >= 1, or None for every call; got {times!r}")
+        if not step or not isinstance(step, str):
+            raise ValueError("step is the step id you gave ctx.step.run, e.g. 'send-email'")
+        slug = self._lab._slug(function)
+        return self._api().lab_call("POST", "chaos", "lab.chaos.slow_step",
+                                    {"function": slug, "step": step, "times": times,
+                                     "mode": "slow", "duration": seconds})
 
     def rules(self) -> list[dict]:
         body = self._api().lab_get("chaos", "lab.chaos")

@@ -1,7 +1,7 @@
 """The function host: FastAPI + ``inngest.fast_api.serve``, in a thread or a subprocess.
 
 * ``thread`` (default): a ``ThreadedHost`` serves a ``SwappableApp``. Swapping the inner app
-  changes the served code at once, without a restart, so "fix the bug, then replay" keeps the
+  changes the served code at once, without a restart, so "fix the bug, then rerun" keeps the
   engine's runs and the host's port.
 * ``process``: ``python -m lab_support.process_host`` serves functions imported from a
   module, so ``kill()`` is a real crash (SIGKILL) in the middle of a step.

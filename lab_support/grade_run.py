@@ -118,6 +118,9 @@ class GradingClient(NotebookClient):
         size = message_bytes(msg)
         self.received += size
         if self.received > self.limits.hard_bytes:
+            # A busy kernel can flush a flood as one message past both caps at once: the
+            # saved notebook must still say where its output was cut.
+            self._mark_truncated(cell)
             if self.limits.stop("output limit", f"the notebook printed more than "
                                 f"{self.limits.hard_bytes / 2**20:g} MB; the run was stopped"):
                 self.kill()
@@ -130,15 +133,18 @@ class GradingClient(NotebookClient):
             self.records.append({"record": data[CHECK_MIMETYPE], "cell": cell_index,
                                  "check": self.current.cell_id if self.current else None})
         if self.kept + size > self.limits.soft_bytes and kind != "error":
-            if not self.truncated:
-                self.truncated = True
-                cell.outputs.append(nbformat.v4.new_output(
-                    "stream", name="stderr",
-                    text=f"[grader: output truncated here; a notebook keeps at most "
-                         f"{self.limits.soft_bytes / 2**20:g} MB of output]\n"))
+            self._mark_truncated(cell)
             return None
         self.kept += size
         return super().process_message(msg, cell, cell_index)
+
+    def _mark_truncated(self, cell) -> None:
+        if not self.truncated:
+            self.truncated = True
+            cell.outputs.append(nbformat.v4.new_output(
+                "stream", name="stderr",
+                text=f"[grader: output truncated here; a notebook keeps at most "
+                     f"{self.limits.soft_bytes / 2**20:g} MB of output]\n"))
 
     def _token(self, payload) -> None:
         if self.current is None or not isinstance(payload, dict):

@@ -7,7 +7,6 @@ out of order: ``start`` stops the previous host first and reuses the engine it s
 from __future__ import annotations
 
 import atexit
-import hashlib
 import html
 import os
 from datetime import datetime, timedelta
@@ -69,12 +68,14 @@ class Lab:
     def start(self, functions=None, app_id: str | None = None, engine: str = "auto",
               host: str = "thread", *, port: int | None = None,
               engine_port: int | None = None, memory: bool = False,
-              quiet: bool = False, app=None) -> "Lab":
+              quiet: bool = False, app=None, tier: str | None = None) -> "Lab":
         """Pick and start the engine, serve ``functions`` (or a whole ASGI ``app``) from a
-        host, sync, show status."""
+        host, sync, show status. ``tier="hobby"`` or ``"pro"`` makes the embedded engine
+        enforce that plan's limits (None: no plan limits)."""
         if app is not None:
             return self._start_app(app, functions, app_id, engine, host, port=port,
-                                   engine_port=engine_port, memory=memory, quiet=quiet)
+                                   engine_port=engine_port, memory=memory, quiet=quiet,
+                                   tier=tier)
         functions = _as_function_list(functions)
         app_id = app_id or _infer_app_id(functions)
         _check_ids(functions, app_id)
@@ -95,6 +96,7 @@ class Lab:
                                      port=port).start()
         if isinstance(self._engine_proc, RealDevProcess) and not self._engine_proc.alive():
             self._engine_proc.start()
+        self.set_tier(tier)  # before the sync: a plan's limits apply to it
         sync(self._host.url)
         if not quiet:
             self.status()
@@ -303,25 +305,82 @@ class Lab:
                     values[output_id] = None
         return tracing.trace_frame(tracing.trace_rows(span_tree, values))
 
-    # ------------------------------------------------------------------ recovery
-    def replay(self, run_id: str, from_step: str | None = None) -> str:
-        """Run again with earlier steps' outputs reused; from the failed step by default.
-        Returns the new run's id."""
-        api = self._require_engine()
-        span_tree = api.trace(run_id)
-        if from_step is None:
-            failed = tracing.failed_step(span_tree)
-            return api.rerun(run_id, failed.get("stepID") if failed else None)
-        for span in tracing.step_spans(span_tree):
-            if span.get("name") == from_step:
-                return api.rerun(run_id, span.get("stepID"))
-        # Not in the trace (it never started): the engine takes the step's hashed id.
-        return api.rerun(run_id, hashlib.sha1(from_step.encode()).hexdigest())
+    # ------------------------------------------------------------------ invoke and events
+    def invoke(self, function: Any, data: dict | None = None) -> str:
+        """Invoke ``function`` by hand, as the dashboard's Invoke and GraphQL
+        ``invokeFunction`` do: an ``inngest/function.invoked`` event with ``data`` (a cron
+        function gets no ``scheduledAt``). Returns the new run's id."""
+        from .invoking import invoke
 
-    def replay_failed(self, function: Any, since: datetime | None = None) -> list[str]:
-        """Replay every failed run of ``function`` (since ``since``); returns new run ids."""
-        return [self.replay(r["id"]) for r in self.runs(function=function, status="FAILED",
-                                                         since=since)]
+        return invoke(self, function, data)
+
+    def events(self, name: str | None = None, unmatched: bool = False,
+               since: datetime | None = None):
+        """Events newest first, each with the run ids it started (``unmatched=True``: only
+        the ones that started no run). A table in a notebook, a list for code."""
+        from .eventlist import fetch
+
+        return fetch(self._require_engine(), name, unmatched, since)
+
+    # ------------------------------------------------------------------ measuring
+    def stats(self, function: Any = None, key: str | None = None):
+        """Executing steps (SDK calls in flight) over engine time, for one function or all:
+        ``.peak``, ``.peaks`` per value of ``key`` (default: the function's keyed concurrency
+        limit), ``.series`` (time, executing, queued)."""
+        from . import stepstats
+
+        api = self._require_engine()
+        slug = self._slug(function) if function is not None else None
+        if key is None and slug is not None:
+            key = stepstats.default_key(api.function_config(slug))
+        if api.kind == "embedded":
+            return stepstats.from_engine(api, slug, key)
+        return stepstats.from_traces(api, slug, key)
+
+    def executions(self, function: Any = None, since: datetime | None = None,
+                   until: datetime | None = None):
+        """What Inngest bills for the runs queued in the window: ``.runs``, ``.steps``,
+        ``.attempts``, ``.executions`` (= runs + attempts) and ``.by_function``."""
+        from . import executions as billing
+
+        api = self._require_engine()
+        slug = self._slug(function) if function is not None else None
+        if api.kind == "embedded":
+            return billing.from_engine(api, slug, since, until)
+        return billing.from_traces(api, slug, since, until)
+
+    # ------------------------------------------------------------------ recovery
+    def rerun(self, run_id: str, from_step: str | None = None) -> str:
+        """Inngest's Rerun: a new run with the same event. ``from_step=None`` executes every
+        step again; a step id reruns from that step (earlier steps come back as memo).
+        Returns the new run's id."""
+        from .recovery import rerun
+
+        return rerun(self, run_id, from_step)
+
+    def failed_step(self, run_id: str) -> str | None:
+        """The id of the run's failed step (None when no step failed)."""
+        from .recovery import failed_step
+
+        return failed_step(self._require_engine(), run_id)
+
+    def rerun_failed(self, function: Any, since: datetime | None = None,
+                     until: datetime | None = None) -> list[str]:
+        """Rerun every failed run of ``function`` in the window from its failed step;
+        returns the new run ids."""
+        from .recovery import rerun_failed
+
+        return rerun_failed(self, function, since, until)
+
+    def replay(self, function: Any, since: datetime | None = None,
+               until: datetime | None = None, status: Any = ("FAILED",),
+               error_contains: str | None = None) -> list[str]:
+        """Inngest's bulk Replay: every run of ``function`` queued in the window with one of
+        the statuses (and, optionally, that error text) runs again *from the start*.
+        Returns the new run ids."""
+        from .recovery import replay
+
+        return replay(self, function, since, until, status, error_contains)
 
     def cancel(self, run_id: str) -> None:
         self._require_engine().cancel_run(run_id)
@@ -333,6 +392,25 @@ class Lab:
         from .bulk import bulk_cancel
 
         return bulk_cancel(self, function, since, until, if_exp)
+
+    # ------------------------------------------------------------------ plan limits
+    def set_tier(self, tier: str | None) -> dict | None:
+        """Make the embedded engine enforce a plan's limits: "hobby", "pro", or None (no
+        plan limits). Applies to later syncs and runs; returns the limits in force."""
+        from .client import NotOnRealServer
+
+        if tier is not None and (not isinstance(tier, str)
+                                 or tier.lower() not in ("hobby", "pro")):
+            raise ValueError(f'tier is "hobby", "pro" or None, not {tier!r}')
+        api = self._require_engine()
+        if api.kind != "embedded":
+            if tier is None:
+                return None
+            raise NotOnRealServer(
+                f"tier={tier!r} exists only in the lab's embedded engine: a real dev server has "
+                "no plans. Use an Inngest Cloud account on that plan, or engine='embedded'.")
+        return api.lab_call("POST", "tier", "lab.set_tier",
+                            {"tier": tier.lower() if tier else None}).get("limits")
 
     # ------------------------------------------------------------------ durations
     def hours(self, n: float) -> timedelta:

@@ -113,6 +113,20 @@ def _make_read_only(folder: Path) -> None:
         path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
+def _ensure_postgres_user() -> None:
+    """pgserver runs Postgres as the system user ``pgserver`` when started by root and creates
+    that user on first use; inside the sandbox ``/etc`` is read-only, so create it here, on the
+    grader's trusted side, before any kernel needs it (a fresh machine has no such user yet)."""
+    try:
+        from pgserver.utils import ensure_user_exists
+    except ImportError:  # no pgserver, no Postgres in notebooks
+        return
+    try:
+        ensure_user_exists("pgserver")
+    except Exception as exc:  # useradd missing or refused: Postgres notebooks will say why
+        print(f"warning: could not create the pgserver user ({exc})", file=sys.stderr)
+
+
 def _force_remove(func, path, _exc) -> None:
     """rmtree helper: a submission may leave folders without write or search bits."""
     try:
@@ -200,6 +214,8 @@ class Sandbox:
                         f"{guarded} lies inside {grant}, which every kernel must be able to "
                         "read (system or Python files): move it elsewhere to grade safely")
         devices = [p for p in DEVICES if os.path.exists(p)]
+        if os.geteuid() == 0 and confine != "none":
+            _ensure_postgres_user()
         if os.path.isdir(SHARED_MEMORY):
             write.append(SHARED_MEMORY)
         return {"read": read, "write": write, "devices": devices, "memory_mb": memory_mb,

@@ -51,7 +51,7 @@ def step_spans(trace: dict | None) -> list[dict]:
 
 
 def source_of(span: dict) -> str:
-    """How the step's value came about: executed now, memo hit (from a replay), retried."""
+    """How the step's value came about: executed now, memo hit (from a rerun), retried."""
     if span.get("memoized"):
         return "memo hit"
     attempts = span.get("attempts") or len(span.get("childrenSpans") or []) or 1
@@ -132,7 +132,7 @@ def output_value(output: dict | None) -> Any:
 
 
 def failed_step(trace: dict | None) -> dict | None:
-    """The step a replay should restart from: the first failed step span."""
+    """The step a rerun should start from: the first failed step span."""
     for span in step_spans(trace):
         if span.get("status") == "FAILED":
             return span

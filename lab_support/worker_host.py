@@ -116,7 +116,8 @@ def _point_worker_at_lab(lab: "Lab") -> None:
 
 
 def start_app(lab: "Lab", app, *, engine: str, host: str, port: int | None,
-              engine_port: int | None, memory: bool, quiet: bool) -> "Lab":
+              engine_port: int | None, memory: bool, quiet: bool,
+              tier: str | None = None) -> "Lab":
     _check_app(app, host)
     lab._stop_host()
     lab.state_dir = lab_state_dir()
@@ -128,6 +129,7 @@ def start_app(lab: "Lab", app, *, engine: str, host: str, port: int | None,
     lab._served_app = app
     if isinstance(lab._engine_proc, RealDevProcess) and not lab._engine_proc.alive():
         lab._engine_proc.start()
+    lab.set_tier(tier)  # plan limits (engine-cap) apply to this sync
     sync(lab._host.url)
     _learn(lab, app)
     if not quiet:

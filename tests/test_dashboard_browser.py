@@ -1,5 +1,6 @@
 """The dashboard in headless Chromium: send an event, watch the run fail, fix the code,
-Replay, see it complete; plus Invoke, bulk cancel and the clock bar.
+rerun from the failed step, see it complete; plus bulk Replay, Invoke, bulk cancel and the
+clock bar.
 
 Needs Debian chromium (skipped with the reason when absent) and the embedded engine.
 """
@@ -76,7 +77,7 @@ def run_status(page, status: str):
     return page.wait_for_selector(f"#run-status[data-status={status}]")
 
 
-def test_send_event_fail_replay_complete(engine, shop):
+def test_send_event_fail_rerun_from_failed_step_complete(engine, shop):
     with browser_page() as page:
         page.goto(engine.url + "/#/events")
         page.fill("[data-testid=event-name]", "shop/order")
@@ -90,15 +91,45 @@ def test_send_event_fail_replay_complete(engine, shop):
         assert "card declined" in charge.inner_text()
 
         shop.fixed = True  # the "deploy a fix" moment
-        page.click("[data-testid=run-replay]")
+        page.click("[data-testid=run-rerun-failed]")
         page.wait_for_function("url => location.href !== url", arg=failed_url)
         run_status(page, "Completed")
         assert "charged 42" in page.inner_text("[data-testid=run-output]")
-        # Replay from the failed step reuses `load` instead of running it again.
+        # Rerun from the failed step reuses `load` instead of running it again.
         assert shop.load_calls == 1
         load = page.query_selector("[data-testid=step-row][data-step-name=load]")
         if load is not None:
             assert load.get_attribute("data-memoized") == "true"
+        assert page.js_errors == []
+
+
+def test_bulk_replay_reruns_failed_runs_from_the_start(engine, shop):
+    shop.fixed = False
+    slug = shop.checkout.id
+    since = httpx.get(engine.url + "/lab/v1/clock", timeout=10).json()["now"]
+    sent = httpx.post(engine.url + "/e/lab", json=[
+        {"name": "shop/order", "data": {"order_id": f"bulk-{i}"}} for i in range(2)],
+        timeout=10).json()
+    assert len(sent["ids"]) == 2
+    with browser_page() as page:
+        page.goto(engine.url + f"/#/runs?function={slug}")
+        page.wait_for_function(
+            "() => document.querySelectorAll('[data-testid=run-row][data-status=Failed]').length >= 2")
+        shop.fixed = True
+        calls_before = shop.load_calls
+        done_before = len(httpx.get(engine.url + "/lab/v1/runs", params={
+            "function": slug, "status": "Completed"}, timeout=10).json()["data"])
+        assert page.input_value("[data-testid=replay-function]") == slug
+        page.fill("[data-testid=replay-since]", since)
+        page.fill("[data-testid=replay-error]", "card declined")
+        page.click("[data-testid=bulk-replay-submit]")
+        page.wait_for_selector("#flash[data-kind=info]")
+        assert "Replayed 2 run(s)" in page.inner_text("#flash")
+        page.wait_for_function(
+            "n => document.querySelectorAll('[data-testid=run-row][data-status=Completed]').length >= n",
+            arg=done_before + 2)
+        # Replay starts over: `load` executed again in both new runs.
+        assert shop.load_calls == calls_before + 2
         assert page.js_errors == []
 
 

@@ -35,7 +35,7 @@ def test_app_uses_only_engine_endpoints_from_the_contract():
     js = (DASHBOARD / "app.js").read_text(encoding="utf-8")
     paths = set(re.findall(r'["`](/(?:v0|v1|lab/v1|e)/[^"`?$]*)', js))
     allowed = ("/v0/gql", "/v1/events", "/v1/cancellations", "/lab/v1/clock",
-               "/lab/v1/runs", "/e/lab")
+               "/lab/v1/runs", "/lab/v1/replay", "/e/lab")
     assert paths, "expected the dashboard to call the engine API"
     for path in paths:
         assert path.startswith(allowed), f"unexpected engine path {path}"

@@ -1,4 +1,4 @@
-"""The lab object against the embedded engine: start, observe, fix and replay, cancel, clock."""
+"""The lab object against the embedded engine: start, observe, fix and rerun, cancel, clock."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_a_run_completes_and_its_trace_says_executed(lab, tmp_path):
     assert run["id"] in lab.runs(function="order", status="completed").ids
 
 
-def test_fix_the_bug_then_replay_reuses_earlier_steps(lab, tmp_path):
+def test_fix_the_bug_then_rerun_from_the_failed_step_reuses_earlier_steps(lab, tmp_path):
     h.SETTINGS["charge_fails"] = True
     try:
         run = lab.wait(lab.send("lab/order", {"log_dir": str(tmp_path)}), timeout=60)
@@ -62,7 +62,8 @@ def test_fix_the_bug_then_replay_reuses_earlier_steps(lab, tmp_path):
     failed = lab.trace(run["id"])
     assert failed.set_index("step").loc["charge", "status"] == "FAILED"
     assert failed.set_index("step").loc["charge", "attempts"] == 2  # retries=1
-    new_id = lab.replay(run["id"])
+    assert lab.failed_step(run["id"]) == "charge"
+    new_id = lab.rerun(run["id"], from_step=lab.failed_step(run["id"]))
     replayed = lab.wait(new_id, timeout=60)
     assert replayed["status"] == "COMPLETED"
     sources = lab.trace(new_id).set_index("step")["source"]
@@ -70,14 +71,15 @@ def test_fix_the_bug_then_replay_reuses_earlier_steps(lab, tmp_path):
     assert h.executed(tmp_path, new_id) == ["charge", "receipt"]  # load did not run again
 
 
-def test_replay_from_a_named_step_runs_it_and_what_follows(lab, tmp_path):
+def test_rerun_from_a_named_step_runs_it_and_what_follows(lab, tmp_path):
     run = lab.wait(lab.send("lab/order", {"log_dir": str(tmp_path)}), timeout=60)
-    new_id = lab.replay(run["id"], from_step="receipt")
+    assert lab.failed_step(run["id"]) is None
+    new_id = lab.rerun(run["id"], from_step="receipt")
     assert lab.wait(new_id, timeout=60)["status"] == "COMPLETED"
     assert h.executed(tmp_path, new_id) == ["receipt"]
 
 
-def test_update_swaps_code_and_replay_failed_picks_up_every_failure(lab, tmp_path):
+def test_update_swaps_code_and_rerun_failed_picks_up_every_failure(lab, tmp_path):
     since = lab.clock.now()
 
     def make(buggy: bool):
@@ -94,7 +96,7 @@ def test_update_swaps_code_and_replay_failed_picks_up_every_failure(lab, tmp_pat
     runs = lab.wait(lab.send("lab/order", [{"log_dir": str(tmp_path)}] * 2), timeout=60)
     assert [r["status"] for r in runs] == ["FAILED", "FAILED"]
     lab.update([make(False), h.approval, h.slow])
-    new_ids = lab.replay_failed("order", since=since)
+    new_ids = lab.rerun_failed("order", since=since)
     assert len(new_ids) == 2
     assert {r["output"] for r in lab.wait(new_ids, timeout=60)} == {'"fixed"'}
     lab.update(h.FUNCTIONS)

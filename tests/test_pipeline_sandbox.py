@@ -96,3 +96,19 @@ def test_a_grant_that_would_expose_a_protected_path_is_refused(box):
         box.policy(memory_mb=512, file_mb=64, protected=[Path(sys.prefix) / "lib"])
     with pytest.raises(SandboxError, match="sandbox folder"):
         box.policy(memory_mb=512, file_mb=64, protected=[box.root.parent])
+
+
+def test_a_root_grader_creates_the_postgres_user_before_confining(tmp_path, monkeypatch):
+    """On a fresh machine the pgserver user does not exist yet, and a confined kernel cannot
+    create it (/etc is read-only there): the grader's trusted side must."""
+    import pgserver.utils
+
+    asked = []
+    monkeypatch.setattr(pgserver.utils, "ensure_user_exists", lambda name: asked.append(name))
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 0)
+    made = Sandbox.create(tmp_path, "box", ALICE)
+    try:
+        made.policy(memory_mb=1024, file_mb=64, confine="auto")
+    finally:
+        made.remove()
+    assert asked == ["pgserver"]

@@ -6,7 +6,11 @@ many times to fire, and a mode:
   step error, as if the body had raised);
 * ``http_503`` / ``timeout``: the call to the app fails as a 503 / a timeout;
 * ``lose_response``: the body runs, then its answer is dropped, so the retry runs it again:
-  the side-effect-happened-but-not-recorded window.
+  the side-effect-happened-but-not-recorded window;
+* ``slow``: the body runs, and its answer arrives ``duration_ms`` of *engine* time after the
+  call started, while the call keeps its concurrency slots (the scheduler's ``hold``): "each
+  email takes 8 s" on the virtual clock, without a sleep (which would free the slot).
+``times`` may be None: the rule fires on every matching call until the rules are cleared.
 While a function has live rules, its runs use planned steps (disable_immediate_execution),
 so every step is a separate call the engine can intercept.
 """
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 
-MODES = ("raise", "http_503", "timeout", "lose_response")
+MODES = ("raise", "http_503", "timeout", "lose_response", "slow")
 
 
 class ChaosError(ValueError):
@@ -27,15 +31,21 @@ class Chaos:
         self.rules: list[dict] = []
         self._ids = itertools.count(1)
 
-    def add(self, function: str, step: str, times: int = 1, mode: str = "raise") -> dict:
+    def add(self, function: str, step: str, times: int | None = 1, mode: str = "raise",
+            duration_ms: int | None = None) -> dict:
         if mode not in MODES:
             raise ChaosError(f"unknown chaos mode {mode!r}; use one of {', '.join(MODES)}")
         if not function or not step:
             raise ChaosError("a chaos rule needs a function and a step")
-        if int(times) < 1:
-            raise ChaosError("times must be at least 1")
+        if times is not None and int(times) < 1:
+            raise ChaosError("times must be at least 1 (or null: every call until cleared)")
+        if mode == "slow" and (duration_ms is None or int(duration_ms) <= 0):
+            raise ChaosError('a "slow" rule needs a positive duration, e.g. "8s"')
+        times = None if times is None else int(times)
         rule = {"id": f"chaos-{next(self._ids)}", "function": function, "step": step,
-                "times": int(times), "used": 0, "remaining": int(times), "mode": mode}
+                "times": times, "used": 0, "remaining": times, "mode": mode}
+        if mode == "slow":
+            rule["duration_ms"] = int(duration_ms)
         self.rules.append(rule)
         return rule
 
@@ -47,12 +57,17 @@ class Chaos:
         return rule["function"] == slug or slug.endswith("-" + rule["function"])
 
     def active_for(self, slug: str) -> bool:
-        return any(r["remaining"] > 0 and self._fn_matches(r, slug) for r in self.rules)
+        return any(_live(r) and self._fn_matches(r, slug) for r in self.rules)
 
     def take(self, slug: str, step_name: str | None) -> dict | None:
         for rule in self.rules:
-            if rule["remaining"] > 0 and self._fn_matches(rule, slug) and rule["step"] == step_name:
-                rule["remaining"] -= 1
+            if _live(rule) and self._fn_matches(rule, slug) and rule["step"] == step_name:
+                if rule["remaining"] is not None:
+                    rule["remaining"] -= 1
                 rule["used"] += 1
                 return dict(rule)
         return None
+
+
+def _live(rule: dict) -> bool:
+    return rule["remaining"] is None or rule["remaining"] > 0

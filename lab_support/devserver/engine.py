@@ -7,7 +7,11 @@
 * ``finish`` ends a run and publishes the lifecycle events (``inngest/function.finished``,
   ``.failed``, ``.cancelled``) that ``on_failure`` handlers and invokers listen to.
 * ``rerun`` is GraphQL's rerun: same events, and with ``from_step`` the earlier steps of the
-  original come back as memo and are not executed again.
+  original come back as memo and are not executed again. Cron-triggered runs cannot be rerun
+  (as Inngest documents); ``replay`` is bulk Replay: every run of a function in a window with
+  the given statuses (and error text) runs again from the start.
+* ``tier`` (lab only) holds the plan whose limits apply (tiers.py); ``step_stats`` records
+  executing steps over time (stats.py).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from . import expressions
+from . import expressions, tiers
 from .chaos import Chaos
 from .clock import EngineClock
 from .cron import CronTicker
@@ -28,12 +32,16 @@ from .ids import new_ulid, step_hash
 from .models import (CANCELLED, COMPLETED, FAILED, RUNNING, SCHEDULED, SKIPPED, TERMINAL,
                      Event, Function, Item, Pause, Run, Step)
 from .scheduler import Scheduler
+from .stats import StepStats
 from .store import Store
 
 log = logging.getLogger("lab_support.devserver")
 YEAR_MS = 365 * DAY_MS
 LIFECYCLE = ("inngest/function.finished", "inngest/function.failed")
 INVOKED = "inngest/function.invoked"
+CRON_RERUN = ("run {run} was started by its cron schedule, and cron-triggered runs cannot be "
+              "rerun (as on Inngest); invoke the function instead (lab.invoke, or Invoke in the "
+              "dashboard), or let the next tick run")
 
 
 class EngineError(ValueError):
@@ -52,6 +60,8 @@ class Engine:
         self.server_kind = "cloud" if signing_key else "dev"
         self.retry_interval_s = retry_interval_s
         self.sdk_timeout_s = sdk_timeout_s
+        self.step_stats = StepStats(self)
+        self.tier: tiers.Plan | None = None
         self.scheduler = Scheduler(self, max_workers)
         self.flow = Flow(self)
         self.buffers = Buffers(self)
@@ -66,6 +76,7 @@ class Engine:
         offset = self.store.meta.get("clock_offset_ms")
         if self.clock.mode == "virtual" and isinstance(offset, int):
             self.clock.offset_ms = max(self.clock.offset_ms, offset)
+        self.tier = tiers.plan_named(self.store.meta.get(tiers.META_KEY))
         # aiohttp: its connection pool stays cheap with a hundred requests in flight.
         self.http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.scheduler.max_workers + 20),
@@ -86,6 +97,15 @@ class Engine:
     def clock_moved(self) -> None:
         if self.clock.mode == "virtual":
             self.store.set_meta("clock_offset_ms", self.clock.offset_ms)
+        tiers.purge_history(self)
+
+    def set_tier(self, name: str | None) -> tiers.Plan | None:
+        """Apply a plan's limits from the next sync and SDK call (None: no plan limits)."""
+        self.tier = tiers.plan_named(name)
+        self.store.set_meta(tiers.META_KEY, self.tier.tier if self.tier else None)
+        tiers.purge_history(self)
+        self.scheduler.requeue_blocked()      # calls held back by the old plan's step limit
+        return self.tier
 
     def now(self) -> int:
         return self.clock.now_ms()
@@ -309,6 +329,8 @@ class Engine:
         original = self.store.runs.get(run_id)
         if original is None:
             raise EngineError(f"run {run_id} not found")
+        if original.cron:
+            raise EngineError(CRON_RERUN.format(run=run_id))
         fn = self.store.functions.get(original.fn_slug)
         if fn is None:
             raise EngineError(f"function {original.fn_slug} of run {run_id} is no longer synced")
@@ -355,10 +377,46 @@ class Engine:
         raise EngineError(f"step {step_ref!r} not found in run {run.run_id}")
 
     def invoke(self, slug: str, data: dict | None, user: dict | None = None) -> Run:
+        """A manual invoke (dashboard Invoke, GraphQL invokeFunction): an
+        ``inngest/function.invoked`` event aimed at one function, with the server's
+        ``_inngest`` metadata and no ``scheduledAt`` even for a cron function."""
         fn = self.find_function(slug)
         if fn is None:
             raise EngineError(f"function {slug!r} not found")
-        return self.create_run(fn, [self.record_event(INVOKED, dict(data or {}), user=user)])
+        payload = dict(data or {})
+        payload["_inngest"] = {"fn_id": fn.slug, "source_app_id": "", "source_fn_id": "",
+                               "source_fn_v": 0, "expire": 0, "gid": "", "name": ""}
+        return self.create_run(fn, [self.record_event(INVOKED, payload, user=user)])
+
+    def replay(self, slug: str, *, since_ms: int | None, until_ms: int | None,
+               statuses: set[str], error_contains: str | None = None) -> dict:
+        """Bulk Replay: rerun from the start every run of ``slug`` queued in the window
+        whose status is in ``statuses`` (REST words) and whose error mentions the text."""
+        fn = self.find_function(slug)
+        if fn is None:
+            raise EngineError(f"function {slug!r} not found")
+        needle = (error_contains or "").lower()
+        replayed, skipped = [], []
+        for run in sorted(self.store.runs.values(), key=lambda r: r.run_id):
+            if run.fn_slug != fn.slug or run.status not in statuses:
+                continue
+            if (since_ms is not None and run.queued_at < since_ms) or \
+                    (until_ms is not None and run.queued_at > until_ms):
+                continue
+            if needle and needle not in _error_text(run).lower():
+                continue
+            if run.cron:
+                skipped.append({"run_id": run.run_id,
+                                "reason": "cron-triggered runs cannot be rerun"})
+                continue
+            try:
+                new = self.rerun(run.run_id)
+            except EngineError as exc:
+                skipped.append({"run_id": run.run_id, "reason": str(exc)})
+                continue
+            replayed.append({"original_run_id": run.run_id, "run_id": new.run_id})
+        return {"function": fn.slug, "run_ids": [r["run_id"] for r in replayed],
+                "replayed": replayed, "skipped": skipped}
 
     def find_function(self, ref: str) -> Function | None:
         if ref in self.store.functions:
@@ -446,9 +504,12 @@ class Engine:
         self.enqueue_call(run)
 
     def fail_run(self, run: Run, message: str) -> None:
-        output = {"name": "Error", "message": message}
+        self.fail_run_with(run, "Error", message)
+
+    def fail_run_with(self, run: Run, name: str, message: str) -> None:
+        output = {"name": name, "message": message}
         self.finish(run, FAILED, output, reason=message,
-                    error={"error": "Error", "name": "Error", "message": message})
+                    error={"error": name, "name": name, "message": message})
 
     # -- timers ----------------------------------------------------------------------------
     def on_timer(self, item: Item) -> None:
@@ -492,7 +553,9 @@ class Engine:
     # -- flow-control hooks the scheduler calls ----------------------------------------------
     def counters(self, item: Item) -> list[list]:
         run = self.store.runs.get(item.run_id)
-        return run.concurrency_keys if run else []
+        counters = list(run.concurrency_keys) if run else []
+        plan = tiers.account_counter(self.tier)    # the plan's account-wide step limit
+        return counters + [plan] if plan and run else counters
 
     def blocking_counter(self, item: Item) -> str | None:
         for key, limit in self.counters(item):
@@ -533,6 +596,16 @@ def _with_name_message(err: Any) -> dict:
     err.setdefault("name", "Error")
     err.setdefault("message", "the invoked function failed")
     return err
+
+
+def _error_text(run: Run) -> str:
+    """Everything a run's failure says, for bulk replay's error filter."""
+    parts = [run.ended_reason or "", run.skip_reason or ""]
+    if isinstance(run.output, dict):
+        parts += [str(run.output.get("name") or ""), str(run.output.get("message") or "")]
+    elif run.output is not None:
+        parts.append(str(run.output))
+    return " ".join(parts)
 
 
 def _error_of(output: Any, status: str) -> dict:

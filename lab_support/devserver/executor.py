@@ -24,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from . import expressions
+from . import expressions, tiers
 from .durations import DurationError, duration_or_time_ms
 from .ids import new_ulid, parse_time_ms, rfc3339
 from .models import COMPLETED, FAILED, TERMINAL, Item, Pause, Run, Step
@@ -73,6 +73,10 @@ class Executor:
                                     engine.sdk_timeout_s, engine.signing_key)
             if rule and rule["mode"] == "lose_response":
                 answer = SdkAnswer("error", 0, message=_chaos_message(rule))
+            elif rule and rule["mode"] == "slow":
+                # The body ran; its answer arrives `duration` after the call started, and the
+                # call keeps its concurrency slots meanwhile (the clock may jump to then).
+                await engine.scheduler.hold(item, started + rule["duration_ms"])
         run = engine.store.runs.get(item.run_id)
         if run is None or run.status in TERMINAL:
             engine.scheduler.remove(item.id)      # cancelled while the call was in flight
@@ -139,7 +143,7 @@ class Executor:
         if self.engine.retry_interval_s:
             return int(self.engine.retry_interval_s * 1000)
         base = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-        # Deterministic jitter: the same run retries at the same times on every replay.
+        # Deterministic jitter: the same run retries at the same times on every rerun.
         rng = random.Random(zlib.crc32(f"{run_id}:{attempt}".encode()))
         return int((base + rng.uniform(0, JITTER_S)) * 1000)
 
@@ -209,6 +213,10 @@ class Executor:
             return
         if wake - engine.now() > MAX_SLEEP_MS:
             engine.fail_run(run, "sleeps longer than 366 days are not allowed")
+            return
+        over_plan = tiers.sleep_problem(engine.tier, wake - engine.now(), op.get("name"))
+        if over_plan:
+            engine.fail_run_with(run, *over_plan)
             return
         step.status = "RUNNING"
         step.info = {"type": "SleepStepInfo", "sleepUntil": rfc3339(wake)}
@@ -389,8 +397,9 @@ def _retry_after_ms(value: str, now: int, wall: int) -> int | None:
 
 
 def _chaos_message(rule: dict) -> str:
+    count = "every call" if rule["times"] is None else f"{rule['used']} of {rule['times']}"
     return (f"lab chaos ({rule['mode']}): injected failure of step {rule['step']!r} "
-            f"in {rule['function']} ({rule['used']} of {rule['times']})")
+            f"in {rule['function']} ({count})")
 
 
 def _chaos_step_error(item: Item, rule: dict, *, final: bool) -> SdkAnswer:

@@ -1,14 +1,19 @@
-"""Lab-only endpoints (``/lab/v1``): the clock, chaos rules, reset, sync, a run list."""
+"""Lab-only endpoints (``/lab/v1``): the clock, chaos rules, reset, sync, a run list, and the
+capabilities the course needs beyond the dev server: executing-step history (``stats/steps``),
+plan limits (``tier``), billed executions (``executions``) and bulk Replay (``replay``)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from . import executions, expressions, tiers
 from .chaos import ChaosError
 from .clock import ClockError
 from .durations import DurationError, parse_duration_ms
+from .engine import EngineError
 from .ids import parse_time_ms, rfc3339
+from .models import GQL_RUN_STATUS
 from .sync import SyncError, ping_sdk
 from .views import lab_run_record
 
@@ -95,9 +100,16 @@ async def add_chaos(request: Request):
     engine = _engine(request)
     try:
         body = await _body(request)
+        times = body.get("times", 1)
+        duration = body.get("duration")
+        duration_ms = None
+        if duration is not None:   # "8s", or a number of seconds
+            duration_ms = (parse_duration_ms(duration) if isinstance(duration, str)
+                           else int(float(duration) * 1000))
         rule = engine.chaos.add(str(body.get("function") or ""), str(body.get("step") or ""),
-                                int(body.get("times", 1)), str(body.get("mode", "raise")))
-    except (ChaosError, ValueError, TypeError) as exc:
+                                None if times is None else int(times),
+                                str(body.get("mode", "raise")), duration_ms=duration_ms)
+    except (ChaosError, DurationError, ValueError, TypeError) as exc:
         return _error(str(exc))
     return rule
 
@@ -119,6 +131,8 @@ def reset(request: Request):
     engine.store.reset_runs()      # drops every queue item too; the scheduler skips them
     engine.singletons.clear()
     engine.chaos.clear()
+    engine.step_stats.reset()
+    engine.set_tier(engine.tier.tier if engine.tier else None)   # the plan outlives a reset
     engine.cron.schedule_all()
     return {"ok": True}
 
@@ -169,3 +183,101 @@ def runs(request: Request, function: str | None = None, status: str | None = Non
 @router.get("/stats")
 def stats(request: Request):
     return _engine(request).scheduler.stats()
+
+
+# -- capabilities beyond the dev server ------------------------------------------------------
+def _function_slug(engine, function: str | None) -> str | None:
+    if not function:
+        return None
+    fn = engine.find_function(function)
+    if fn is None:
+        raise LookupError(f"function {function!r} not found")
+    return fn.slug
+
+
+def _window(since: str | None, until: str | None) -> tuple[int | None, int | None]:
+    try:
+        return (parse_time_ms(since) if since else None, parse_time_ms(until) if until else None)
+    except ValueError as exc:
+        raise ValueError(f"since/until must be RFC 3339 times: {exc}") from None
+
+
+@router.get("/stats/steps")
+def step_stats(request: Request, function: str | None = None, key: str | None = None):
+    """Executing steps over engine time: peak, peaks per key value, series."""
+    engine = _engine(request)
+    try:
+        slug = _function_slug(engine, function)
+        if key:
+            expressions.compile_expression(key)
+    except LookupError as exc:
+        return _error(str(exc), 404)
+    except expressions.ExpressionError as exc:
+        return _error(str(exc))
+    return engine.step_stats.summary(slug, key)
+
+
+@router.get("/tier")
+def get_tier(request: Request):
+    plan = _engine(request).tier
+    return {"tier": plan.tier if plan else None, "limits": plan.view() if plan else None,
+            "plans": {name: p.view() for name, p in tiers.PLANS.items()}}
+
+
+@router.post("/tier")
+async def set_tier(request: Request):
+    engine = _engine(request)
+    try:
+        body = await _body(request)
+        if "tier" not in body:
+            return _error('give {"tier": "hobby"}, {"tier": "pro"} or {"tier": null}')
+        engine.set_tier(body["tier"])
+    except (tiers.TierError, ValueError) as exc:
+        return _error(str(exc))
+    return get_tier(request)
+
+
+@router.get("/executions")
+def count_executions(request: Request, function: str | None = None, since: str | None = None,
+                     until: str | None = None):
+    """Runs, steps, attempts and billed executions, counted from the engine's runs."""
+    engine = _engine(request)
+    try:
+        slug = _function_slug(engine, function)
+        since_ms, until_ms = _window(since, until)
+    except LookupError as exc:
+        return _error(str(exc), 404)
+    except ValueError as exc:
+        return _error(str(exc))
+    return executions.count(engine, slug, since_ms, until_ms)
+
+
+REST_STATUS = {v: k for k, v in GQL_RUN_STATUS.items()}
+
+
+@router.post("/replay")
+async def bulk_replay(request: Request):
+    """Bulk Replay: rerun from the start every matching run of one function."""
+    engine = _engine(request)
+    try:
+        body = await _body(request)
+        if not body.get("function"):
+            return _error('bulk replay needs {"function": slug, "since", "until", '
+                          '"statuses": ["FAILED"], "error_contains"}')
+        since_ms, until_ms = _window(body.get("since"), body.get("until"))
+        statuses = set()
+        for status in body.get("statuses") or ["FAILED"]:
+            word = REST_STATUS.get(str(status).upper()) or next(
+                (s for s in GQL_RUN_STATUS if s.lower() == str(status).lower()), None)
+            if word is None:
+                return _error(f"unknown run status {status!r}; use one of "
+                              f"{', '.join(GQL_RUN_STATUS.values())}")
+            statuses.add(word)
+        result = engine.replay(str(body["function"]), since_ms=since_ms, until_ms=until_ms,
+                               statuses=statuses, error_contains=body.get("error_contains"))
+    except EngineError as exc:
+        return _error(str(exc), 404 if "not found" in str(exc) else 400)
+    except ValueError as exc:
+        return _error(str(exc))
+    result["name"] = str(body.get("name") or "")
+    return {"data": result}

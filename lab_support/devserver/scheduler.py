@@ -13,6 +13,11 @@ slots, workers, and the virtual clock's auto-advance.
   retry, a delayed start, a debounce/batch window, a function timeout). Cron ticks on the way
   fire as time passes. An open wait/invoke deadline is the outside world's business: the
   clock never jumps to or past one by itself; a request (advance) moves it.
+* A *hold* keeps a call's slots until a moment of engine time (``hold``: a slow step, lab
+  chaos). When every call in flight is holding, the clock may jump to the earliest release
+  (it is work of a run in progress), never past it.
+* Every due call, slot taken and slot given back is reported to ``engine.step_stats``, the
+  history behind ``lab.stats``.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ import itertools
 import logging
 from collections import Counter, defaultdict
 
+from . import tiers
 from .models import Item
 
 log = logging.getLogger("lab_support.devserver")
 FLUSH_EVERY_S = 0.05
+PURGE_EVERY = 20            # flushes between two history purges (about 1 s)
 
 
 class Scheduler:
@@ -43,6 +50,7 @@ class Scheduler:
         self._loop_task: asyncio.Task | None = None
         self._flush_task: asyncio.Task | None = None
         self.busy_external = 0      # work outside SDK calls that must finish before a jump
+        self.holds: dict[str, tuple[int, asyncio.Future]] = {}   # item id -> (release at, done)
 
     # -- items -----------------------------------------------------------------------------
     def add(self, item: Item) -> Item:
@@ -58,6 +66,7 @@ class Scheduler:
 
     def remove(self, item_id: str) -> None:
         self.engine.store.delete("item", item_id)   # heap entries are dropped lazily
+        self.engine.step_stats.dropped(item_id)
 
     def remove_run_items(self, run_id: str) -> None:
         for item in [i for i in self.engine.store.items.values() if i.run_id == run_id]:
@@ -118,9 +127,11 @@ class Scheduler:
         self.engine.store.flush()
 
     async def _flush_forever(self) -> None:
-        while True:
+        for beat in itertools.count(1):
             await asyncio.sleep(FLUSH_EVERY_S)
             try:
+                if beat % PURGE_EVERY == 0:
+                    tiers.purge_history(self.engine)    # a plan's history window, if any
                 self.engine.store.flush()
             except Exception:  # a full disk must not stop the engine; say so
                 log.exception("could not persist engine state")
@@ -152,9 +163,13 @@ class Scheduler:
                 continue
             if item.kind == "call":
                 heapq.heappush(self._ready, (self.engine.priority_key(item), item.seq, item.id))
+                self.engine.step_stats.due(item)
             else:
                 self.remove(item.id)
                 self.engine.on_timer(item)
+        for at, done in self.holds.values():
+            if at <= now and not done.done():
+                done.set_result(None)
         self._dispatch()
 
     def _tick(self) -> float | None:
@@ -162,17 +177,32 @@ class Scheduler:
         clock = self.engine.clock
         self.run_due()
         nxt = self.next_timer()
-        if nxt is None:
+        hold_at = min((at for at, done in self.holds.values() if not done.done()), default=None)
+        if nxt is None and hold_at is None:
             return None
-        if (clock.auto_advance and nxt.at > clock.now_ms() and self.idle()
-                and self._may_jump_to(nxt)
-                and (clock.until_ms is None or nxt.at <= clock.until_ms)):
-            clock.advance_to(nxt.at)
+        target = self._jump_target(nxt, hold_at) if clock.auto_advance else None
+        if (target is not None and target > clock.now_ms()
+                and (clock.until_ms is None or target <= clock.until_ms)):
+            clock.advance_to(target)
             self.engine.clock_moved()
             return 0
-        return max(0.0, (nxt.at - clock.now_ms()) / 1000.0)
+        due = min(at for at in (nxt.at if nxt else None, hold_at) if at is not None)
+        return max(0.0, (due - clock.now_ms()) / 1000.0)
 
-    def _may_jump_to(self, nxt: Item) -> bool:
+    def _jump_target(self, nxt: Item | None, hold_at: int | None) -> int | None:
+        """Where auto-advance may jump now, if anywhere."""
+        if hold_at is None:
+            return nxt.at if nxt is not None and self.idle() and self._may_jump_to(nxt) else None
+        # Slow steps hold their slots: a jump is safe only when nothing but holds is in flight
+        # (queued calls then wait for those slots), and it stops at the first release.
+        if self.busy_external or not self.in_flight or any(
+                self.holds.get(i) is None or self.holds[i][1].done() for i in self.in_flight):
+            return None
+        if nxt is not None and nxt.at < hold_at:
+            return nxt.at if self._may_jump_to(nxt, hold_at) else None
+        return hold_at
+
+    def _may_jump_to(self, nxt: Item, hold_at: int | None = None) -> bool:
         """Internal timers: yes. A cron tick: only on the way to a run's internal timer
         (time passing for a sleeping run also passes for the schedule). An open deadline of
         the outside world (a wait or invoke timeout): never by itself."""
@@ -180,8 +210,8 @@ class Scheduler:
             return True
         if nxt.kind != "cron":
             return False
-        first_internal = min((i.at for i in self.engine.store.items.values() if i.internal),
-                             default=None)
+        first_internal = min([i.at for i in self.engine.store.items.values() if i.internal]
+                             + ([hold_at] if hold_at is not None else []), default=None)
         if first_internal is None:
             return False
         first_blocking = min((i.at for i in self.engine.store.items.values()
@@ -206,8 +236,32 @@ class Scheduler:
         for key in held:
             self.slots[key] += 1
         item.payload["held"] = held
+        self.engine.step_stats.started(item)
+
+    async def hold(self, item: Item, until_ms: int) -> None:
+        """Keep ``item``'s slots (the caller is its in-flight task) until engine time
+        ``until_ms``: the virtual clock may jump there, never past it."""
+        if until_ms <= self.engine.clock.now_ms():
+            return
+        done = asyncio.get_running_loop().create_future()
+        self.holds[item.id] = (until_ms, done)
+        self.poke()
+        try:
+            await done
+        finally:
+            self.holds.pop(item.id, None)
+
+    def requeue_blocked(self) -> None:
+        """Give every call waiting for a slot another try (the limits themselves changed)."""
+        for key in list(self.backlog):
+            for waiting in self.backlog.pop(key, []):
+                if self.engine.store.items.get(waiting.id) is waiting:
+                    heapq.heappush(self._ready, (self.engine.priority_key(waiting),
+                                                 waiting.seq, waiting.id))
+        self.poke()
 
     def release(self, item: Item) -> None:
+        self.engine.step_stats.ended(item)
         for key in item.payload.pop("held", []):
             self.slots[key] -= 1
             if self.slots[key] <= 0:

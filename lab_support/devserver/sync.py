@@ -11,9 +11,8 @@ import hashlib
 import json
 
 import httpx
-from croniter import croniter
 
-from . import expressions
+from . import cron, expressions, tiers
 from .durations import DurationError, parse_duration_ms
 from .ids import stable_uuid
 from .models import App, Function
@@ -45,8 +44,10 @@ def validate_function(fn: dict) -> list[str]:
         say(f"{slug}: at most 10 triggers")
     for trig in triggers:
         if trig.get("cron"):
-            if not croniter.is_valid(trig["cron"]):
-                say(f"{slug}: invalid cron {trig['cron']!r}")
+            problem = (cron.validate(trig["cron"])   # robfig/cron rules, TZ= prefix included
+                       or cron.jitter_problem(trig.get("jitter")))
+            if problem:
+                say(f"{slug}: {problem}")
         elif trig.get("event"):
             if len(trig["event"]) > 255:
                 say(f"{slug}: trigger event name longer than 255 characters")
@@ -159,10 +160,12 @@ def register(engine, body: bytes) -> tuple[int, dict]:
     checksum = hashlib.sha256(body).hexdigest()
     app_id = stable_uuid("app", app_name)
     existing = engine.store.apps.get(app_name)
-    if existing and existing.checksum == checksum and not existing.error:
+    if existing and existing.checksum == checksum and not existing.error \
+            and not tiers.sync_problems(engine.tier, functions):   # a new plan re-checks
         return 200, {"ok": True, "modified": False, "sync_id": stable_uuid("sync", checksum),
                      "app_id": app_id}
     problems = [p for fn in functions for p in validate_function(fn)]
+    problems += tiers.sync_problems(engine.tier, functions)     # lab plan limits, if any
     seen = [fn.get("id") for fn in functions]
     if len(set(seen)) != len(seen):
         problems.append("duplicate function ids in one app")

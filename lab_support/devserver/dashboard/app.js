@@ -342,7 +342,7 @@ function runsView(main, params) {
     h("table", {className: "grid"}, h("thead", {}, h("tr", {}, h("th", {}, "Run"),
       h("th", {}, "Function"), h("th", {}, "Event"), h("th", {}, "Status"), h("th", {}, "Started"),
       h("th", {}, "Ended"))), body),
-    bulkCancelForm(fnSelect));
+    bulkReplayForm(fnSelect), bulkCancelForm(fnSelect));
 
   // The filters live in the URL (#/runs?function=...&status=...) so a link can preselect them.
   const filters = {function: params.get("function") || "", status: params.get("status") || ""};
@@ -374,7 +374,7 @@ function runsView(main, params) {
     body.replaceChildren(...runs.map((r) => h("tr", {"data-testid": "run-row",
         "data-run-id": r.run_id, "data-status": r.status},
       h("td", {}, h("a", {href: `#/runs/${r.run_id}`, "data-testid": "run-link"}, r.run_id),
-        r.original_run_id ? h("div", {className: "muted small"}, "replay of ",
+        r.original_run_id ? h("div", {className: "muted small"}, "rerun of ",
           h("a", {href: `#/runs/${r.original_run_id}`}, r.original_run_id)) : null),
       h("td", {}, r.function_slug || r.function_id), h("td", {}, r.event_name || ""),
       h("td", {}, badge(r.status, "run-status")), h("td", {}, fmtTime(r.run_started_at)),
@@ -399,6 +399,54 @@ async function fillFunctionOptions(select, selected) {
     // Let listeners (the bulk-cancel form) pick up a function preselected by the URL.
     if (selected && select.value === selected) select.dispatchEvent(new Event("change"));
   } catch (err) { flash(err.message, "error"); }
+}
+
+/** Bulk Replay (lab API): rerun from the start every run of one function in a time window
+ * with the chosen statuses, optionally only those whose error mentions some text. */
+function bulkReplayForm(fnSelect) {
+  const fn = h("input", {"data-testid": "replay-function", placeholder: "function slug", size: 20});
+  const name = h("input", {"data-testid": "replay-name", size: 30,
+                           placeholder: "what incident this fixes (optional)"});
+  const since = h("input", {"data-testid": "replay-since", placeholder: "optional RFC 3339", size: 24});
+  const until = h("input", {"data-testid": "replay-until", placeholder: "optional RFC 3339", size: 24});
+  const error = h("input", {"data-testid": "replay-error", size: 30,
+                            placeholder: "optional, e.g. timeout"});
+  const boxes = ["Failed", "Cancelled", "Completed", "Skipped"].map((status) =>
+    h("label", {className: "inline"}, h("input", {type: "checkbox", value: status,
+      "data-testid": `replay-status-${status.toLowerCase()}`, checked: status === "Failed"}),
+      ` ${status}`));
+  const out = h("pre", {"data-testid": "replay-result", className: "output"});
+  const form = h("form", {className: "card", "data-testid": "bulk-replay-form"},
+    h("h3", {}, "Replay (bulk)"),
+    h("p", {className: "muted"}, "Runs every selected run of one function again from the start, " +
+      "with its original event: every step executes again, so side effects can repeat. " +
+      "To keep earlier steps' results, rerun one run from a step instead. " +
+      "Cron-triggered runs cannot be rerun and are skipped."),
+    h("label", {}, "Function", fn), h("label", {}, "Name", name),
+    h("label", {}, "Queued after", since), h("label", {}, "Queued before", until),
+    h("div", {className: "statuses"}, "Statuses ", ...boxes),
+    h("label", {}, "Error contains", error),
+    h("button", {type: "submit", "data-testid": "bulk-replay-submit"}, "Replay matching runs"), out);
+  fnSelect.addEventListener("change", () => { fn.value = fnSelect.value; });
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      if (!fn.value.trim()) throw new Error("Replay needs a function");
+      const statuses = boxes.map((b) => b.querySelector("input")).filter((b) => b.checked)
+        .map((b) => b.value);
+      if (!statuses.length) throw new Error("Pick at least one status to replay");
+      const body = {function: fn.value.trim(), statuses, name: name.value.trim()};
+      if (since.value.trim()) body.since = since.value.trim();
+      if (until.value.trim()) body.until = until.value.trim();
+      if (error.value.trim()) body.error_contains = error.value.trim();
+      const answer = (await api("POST", "/lab/v1/replay", body)).data;
+      out.textContent = pretty(answer);
+      flash(`Replayed ${answer.run_ids.length} run(s) of ${answer.function} from the start` +
+        (answer.skipped.length ? `; skipped ${answer.skipped.length}` : ""));
+      await view.refresh();
+    } catch (err) { flash(err.message, "error"); }
+  });
+  return form;
 }
 
 /** Bulk cancel: POST /v1/cancellations for one function, a time window and an expression. */
@@ -449,7 +497,12 @@ function bulkCancelForm(fnSelect) {
 function runView(main, runId) {
   const head = h("div", {id: "run-head", "data-testid": "run-head"});
   const actions = h("div", {className: "toolbar"},
-    h("button", {id: "run-replay", "data-testid": "run-replay", onclick: replay}, "Replay"),
+    h("button", {id: "run-rerun", "data-testid": "run-rerun", onclick: () => rerun(null),
+                 title: "A new run with the same event; every step executes again"}, "Rerun"),
+    h("button", {id: "run-rerun-failed", "data-testid": "run-rerun-failed",
+                 onclick: () => rerun(failedSpan()),
+                 title: "Earlier steps come back from the memo; the failed step runs again"},
+      "Rerun from failed step"),
     h("button", {id: "run-cancel", "data-testid": "run-cancel", onclick: cancel}, "Cancel"),
     h("button", {"data-testid": "run-refresh", onclick: () => refresh()}, "Refresh"));
   const steps = h("ol", {id: "timeline", "data-testid": "timeline", className: "timeline"});
@@ -458,12 +511,15 @@ function runView(main, runId) {
   main.append(h("h2", {}, "Run ", h("code", {"data-testid": "run-id"}, runId)), head, actions,
     h("h3", {}, "Steps"), steps, h("h3", {}, "Run output"), output,
     h("h3", {}, "Trigger"), trigger);
+  let isCron = false;  // cron-triggered runs cannot be rerun
   showTrigger();
 
   // What started the run never changes, so it is fetched once.
   async function showTrigger() {
     try {
       const t = (await gql(TRIGGER_QUERY, {id: runId})).runTrigger;
+      isCron = !!t.cron;
+      if (isCron) refresh();  // the rerun buttons depend on it
       const what = t.cron ? `cron ${t.cron}` : (t.isBatch ? `batch of ${t.IDs.length} ${t.eventName} events`
         : `event ${t.eventName}`);
       trigger.replaceChildren(h("p", {}, what, " at ", fmtTime(t.timestamp), " ",
@@ -501,7 +557,7 @@ function runView(main, runId) {
     // sees is never half old and half new.
     const spans = (run.trace && run.trace.childrenSpans) || [];
     const items = [];
-    for (const span of spans) items.push(await stepItem(span));
+    for (const span of spans) items.push(await stepItem(span, done && !isCron));
     if (mine !== generation) return;
     head.replaceChildren(h("dl", {className: "facts", "data-started": run.startedAt,
                               "data-ended": run.endedAt},
@@ -513,13 +569,14 @@ function runView(main, runId) {
       h("dt", {}, "Ended"), h("dd", {}, fmtTime(run.endedAt)),
       h("dt", {}, "Duration"), h("dd", {}, fmtDuration(spanMs(run.startedAt, run.endedAt)))));
     document.getElementById("run-cancel").disabled = done;
-    document.getElementById("run-replay").disabled = !done;
+    document.getElementById("run-rerun").disabled = !done || isCron;
+    document.getElementById("run-rerun-failed").disabled = !done || isCron || !failedSpan();
     steps.replaceChildren(...items);
     if (!spans.length) steps.append(h("li", {className: "muted"}, "No steps yet."));
     output.textContent = run.output ? pretty(run.output) : (done ? "(none)" : "(still running)");
   }
 
-  async function stepItem(span) {
+  async function stepItem(span, rerunnable) {
     const detail = await spanOutput(span.outputID).catch((err) => ({error: {message: err.message}}));
     const info = span.stepInfo || {};
     const notes = [];
@@ -538,6 +595,9 @@ function runView(main, runId) {
                     className: `step status-${statusWord(span.status).toLowerCase()}`},
       h("div", {className: "step-head"},
         h("strong", {"data-testid": "step-name"}, span.name),
+        rerunnable && span.stepID ? h("button", {className: "small", "data-testid": "step-rerun",
+          title: "Rerun from this step: the steps before it come back from the memo",
+          onclick: () => rerun(span)}, "Rerun from here") : null,
         h("span", {className: "muted"}, (span.stepOp || "").toLowerCase()),
         badge(span.status, "step-status"),
         h("span", {className: `origin ${span.memoized ? "memo" : "exec"}`, "data-testid": "step-origin"}, origin),
@@ -553,17 +613,21 @@ function runView(main, runId) {
         h("pre", {className: "output", "data-testid": "step-output"}, pretty(detail.data)) : null);
   }
 
-  async function replay() {
+  function failedSpan() {
+    const spans = (lastRun && lastRun.trace && lastRun.trace.childrenSpans) || [];
+    return spans.find((s) => statusWord(s.status) === "Failed" && s.stepID) || null;
+  }
+
+  /** Inngest's Rerun: from the start (span null), or from a step (earlier steps memoized). */
+  async function rerun(span) {
     if (!lastRun) return;
-    const spans = (lastRun.trace && lastRun.trace.childrenSpans) || [];
-    const failed = spans.find((s) => statusWord(s.status) === "Failed" && s.stepID);
     try {
-      const answer = failed
+      const answer = span
         ? await gql(`mutation($id: ULID!, $step: String!) { rerun(runID: $id, fromStep: {stepID: $step}) }`,
-                    {id: runId, step: failed.stepID})
+                    {id: runId, step: span.stepID})
         : await gql(`mutation($id: ULID!) { rerun(runID: $id) }`, {id: runId});
       const newId = answer.rerun;
-      flash(failed ? `Replaying from step "${failed.name}" as run ${newId}` : `Replaying as run ${newId}`);
+      flash(span ? `Rerunning from step "${span.name}" as run ${newId}` : `Rerunning as run ${newId}`);
       location.hash = `#/runs/${newId}`;
     } catch (err) { flash(err.message, "error"); }
   }

@@ -1,0 +1,138 @@
+"""``lab.stats(...)``: how many steps were *executing* at once, overall and per key.
+
+Inngest's concurrency limits cap executing steps (SDK requests in flight), not runs: a
+sleeping, waiting or between-steps run holds no slot. So the numbers here count step
+executions, never "runs in progress".
+
+* Embedded engine: the engine records every SDK call's start and end on its clock
+  (``GET /lab/v1/stats/steps``), so ``series`` also has the calls queued for a slot.
+* Real dev server: the same numbers are rebuilt from each run's trace, one interval per
+  step attempt (its ``Attempt N`` span, or the step span). Slower (two requests per run)
+  and without a queue column, but a finished burst gives the same peaks. The engine also
+  counts the short calls that plan the next step or return the result; traces have no span
+  for those, so a burst of very short steps can show a slightly higher engine series.
+
+``peaks`` is keyed by the value of ``key`` (a CEL expression on the run's triggering
+event, e.g. ``event.data.customer_id``); with no key, a function's own keyed concurrency
+limit is used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from . import tracing
+from .client import parse_time
+
+EXECUTING_OPS = {"RUN", "AI_GATEWAY", None, ""}
+SERIES_COLUMNS = ["time", "executing", "queued"]
+
+
+@dataclass
+class Stats:
+    function: str | None
+    key: str | None
+    peak: int
+    peaks: dict[str, int]
+    series: Any = field(repr=False)       # pandas DataFrame: time, executing, queued
+    source: str = "engine"                # engine | traces
+
+    def __repr__(self) -> str:
+        what = self.function or "all functions"
+        text = f"executing steps ({what}, from {self.source}): peak {self.peak}"
+        if self.key:
+            top = max(self.peaks.values(), default=0)
+            text += f"; per {self.key}: max {top} over {len(self.peaks)} value(s) {self.peaks}"
+        return text
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>"
+                       for k, v in self.peaks.items())
+        per_key = (f"<table><tr><th>{html.escape(self.key)}</th><th>peak</th></tr>{rows}"
+                   "</table>") if self.key else ""
+        return (f"<div class='lab-stats'><b>executing steps</b> "
+                f"({html.escape(self.function or 'all functions')}): peak "
+                f"<b>{self.peak}</b>{per_key}</div>")
+
+
+def _frame(rows: list[list]):
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=SERIES_COLUMNS)
+    frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)
+    return frame
+
+
+def default_key(config: dict) -> str | None:
+    """A function's own keyed concurrency limit: the natural lanes for its peaks."""
+    for spec in config.get("concurrency") or []:
+        if spec.get("key"):
+            return spec["key"]
+    return None
+
+
+def from_engine(api, slug: str | None, key: str | None) -> Stats:
+    params = {k: v for k, v in (("function", slug), ("key", key)) if v}
+    body = api.lab_get("stats/steps", "lab.stats", params)
+    return Stats(function=slug, key=body.get("key"), peak=int(body.get("peak") or 0),
+                 peaks={k: int(v) for k, v in (body.get("peaks") or {}).items()},
+                 series=_frame(body.get("series") or []), source="engine")
+
+
+# -- rebuilt from traces (a real dev server) ---------------------------------------------------
+def attempt_intervals(trace: dict) -> list[tuple[datetime, datetime | None]]:
+    """(start, end) of every step execution in a trace; end None while still executing."""
+    out = []
+    for span in tracing.step_spans(trace):
+        if span.get("memoized") or span.get("stepOp") not in EXECUTING_OPS:
+            continue                    # sleeps and waits hold no slot
+        children = [c for c in span.get("childrenSpans") or []
+                    if str(c.get("name", "")).startswith("Attempt")]
+        for part in children or [span]:
+            start = parse_time(part.get("startedAt"))
+            if start is not None:
+                out.append((start, parse_time(part.get("endedAt"))))
+    return out
+
+
+def _trigger_event(api, run_id: str) -> dict:
+    payloads = api.trigger(run_id).get("payloads") or []
+    first = payloads[0] if payloads else "{}"
+    return json.loads(first) if isinstance(first, str) else dict(first or {})
+
+
+def from_traces(api, slug: str | None, key: str | None, *, limit: int = 400) -> Stats:
+    from .devserver import expressions
+
+    fn_ids = [api.function_id(slug)] if slug else None
+    changes = []                       # (time, order, +1/-1, key value); ends sort first
+    forever = datetime.max.replace(tzinfo=timezone.utc)
+    for run in api.runs(function_ids=fn_ids, limit=limit):
+        value = None
+        if key:
+            try:
+                value = expressions.key_value(key, _trigger_event(api, run["id"]))
+            except expressions.ExpressionError:
+                value = None
+        for start, end in attempt_intervals(api.trace(run["id"])):
+            changes += [(start, 1, 1, value), (end or forever, 0, -1, value)]
+    changes.sort(key=lambda c: (c[0], c[1]))
+    executing, peak, series = 0, 0, []
+    per_key: Counter[str] = Counter()
+    peaks: dict[str, int] = {}
+    for when, _order, delta, value in changes:
+        executing += delta
+        peak = max(peak, executing)
+        if when != forever:
+            series.append([int(when.timestamp() * 1000), executing, None])
+        if value is not None:
+            per_key[value] += delta
+            peaks[value] = max(peaks.get(value, 0), per_key[value])
+    return Stats(function=slug, key=key, peak=peak, peaks=dict(sorted(peaks.items())),
+                 series=_frame(series), source="traces")
