@@ -51,9 +51,6 @@ FILES_DIR = Path(__file__).resolve().parent / "workspace_files"
 CHECKPOINTS = {
     "scaffold": "the package and its function host (serve.py)",
     "d3": "Decision 3: the client, the agent step and handle_customer_email",
-    "d4": "Decision 4: the Postmark webhook",
-    "d5": "Decision 5: the daily health-check cron and its per-customer processor",
-    "d7": "Decision 7: the escalation gate and the reviewer route",
 }
 
 
