@@ -32,6 +32,7 @@ solution cells of that Decision (a test keeps them equal).
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import logging
 import os
@@ -52,6 +53,9 @@ CHECKPOINTS = {
     "scaffold": "the package and its function host (serve.py)",
     "d3": "Decision 3: the client, the agent step and handle_customer_email",
 }
+
+
+FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
 
 
 class WorkspaceError(RuntimeError):
@@ -212,10 +216,36 @@ def wait_for_step(run_id: str, step: str, timeout: float = 60.0) -> dict:
         run = lab.run(run_id)
         if step in set(lab.trace(run_id, outputs=False)["step"]):
             return run
-        if run["status"] in ("COMPLETED", "FAILED", "CANCELLED") or time.monotonic() > deadline:
+        if run["status"] in FINISHED or time.monotonic() > deadline:
             raise TimeoutError(f"run {run_id} is {run['status']} and never reached step "
                                f"{step!r} within {timeout:g} s; look at lab.trace({run_id!r})")
         time.sleep(0.1)
+
+
+def wait_for_runs(function, count: int, timeout: float = 120.0) -> list[dict]:
+    """Wait until ``function`` has at least ``count`` runs and all of them finished (a cron
+    tick or a fan-out starts runs you hold no id for). Returns them, oldest first."""
+    from . import lab
+
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = list(lab.runs(function=function))
+        if len(runs) >= count and all(r["status"] in FINISHED for r in runs):
+            return sorted(runs, key=lambda r: r.get("queuedAt") or "")
+        if time.monotonic() > deadline:
+            states = sorted({r["status"] for r in runs})
+            raise TimeoutError(f"{function}: {len(runs)} run(s) ({', '.join(states) or 'none'}) "
+                               f"after {timeout:g} s, waiting for {count} finished")
+        time.sleep(0.2)
+
+
+def next_utc(hour: int, minute: int = 0, after=None):
+    """The first ``hour:minute`` UTC strictly after ``after`` (default: the engine's now)."""
+    from . import lab
+
+    now = after or lab.clock.now()
+    at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return at if at > now else at + dt.timedelta(days=1)
 
 
 def quiet_worker_logs() -> None:
