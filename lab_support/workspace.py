@@ -248,6 +248,25 @@ def next_utc(hour: int, minute: int = 0, after=None):
     return at if at > now else at + dt.timedelta(days=1)
 
 
+def start_clock_at(hour: int, engine: str = "auto"):
+    """Start the engine with nothing scheduled and move its clock to the next ``hour``:00 UTC,
+    so a story with a 09:00 cron reads the same whatever the time of day. Serve your app
+    afterwards (``ws.serve``, ``lab.start(app=...)``): the engine and its clock stay."""
+    import inngest
+
+    from . import lab
+
+    client = inngest.Inngest(app_id="clock-start", is_production=False)
+
+    @client.create_function(fn_id="clock-start", trigger=inngest.TriggerEvent(event="lab/none"))
+    async def clock_start(ctx: inngest.Context) -> None:
+        return None
+
+    lab.start([clock_start], engine=engine, memory=True, quiet=True)
+    lab.clock.advance(to=next_utc(hour))
+    return lab
+
+
 def quiet_worker_logs() -> None:
     """The MCP server's import configures root logging at INFO, so every HTTP request of the
     Worker would print a line into the notebook; keep warnings and errors only."""
