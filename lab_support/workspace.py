@@ -126,20 +126,30 @@ class Workspace:
         print("\n".join(found) if found else "(empty)")
         return found
 
-    def checkpoint(self, name: str, only: list[str] | None = None) -> list[str]:
+    def checkpoint(self, name: str, only: list[str] | None = None,
+                   keep_yours: bool = False) -> list[str]:
         """Write the course's version of an earlier part (``"d3"``, ...) into the package;
-        ``only``: just these files of it (``["inngest_client.py"]``)."""
+        ``only``: just these files of it (``["inngest_client.py"]``). ``keep_yours``: leave a
+        file you already wrote in place, unless it is still an unfinished exercise
+        (``raise NotImplementedError``). Returns the files written."""
         if name not in CHECKPOINTS:
             raise WorkspaceError(f"no checkpoint {name!r}; there are {sorted(CHECKPOINTS)}")
-        written = []
+        written, kept = [], []
         for source in sorted((FILES_DIR / name).glob("*.py")):
             if only is not None and source.name not in only:
                 continue
             target = self.package_dir / source.name
+            if keep_yours and target.exists() and "NotImplementedError" not in \
+                    target.read_text(encoding="utf-8"):
+                kept.append(source.name)
+                continue
             shutil.copyfile(source, target)
             written.append(source.name)
         if name != "scaffold":
-            print(f"checkpoint {name} ({CHECKPOINTS[name]}): wrote {', '.join(written)}")
+            parts = [f"wrote {', '.join(written)}" if written else "",
+                     f"kept yours: {', '.join(kept)}" if kept else ""]
+            print(f"checkpoint {name} ({CHECKPOINTS[name]}): "
+                  + "; ".join(p for p in parts if p))
         return written
 
     # -------------------------------------------------------------- importing
