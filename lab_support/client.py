@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 
-EVENT_KEY = "NO_EVENT_KEY_SET"
+# The SDK's own rule: INNGEST_EVENT_KEY when set (an engine started with it requires it).
+EVENT_KEY = os.environ.get("INNGEST_EVENT_KEY") or "NO_EVENT_KEY_SET"
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "SKIPPED"})
 # REST status strings → the GraphQL enum, so callers see one vocabulary.
 REST_TO_GQL = {"Scheduled": "QUEUED", "Running": "RUNNING", "Completed": "COMPLETED",

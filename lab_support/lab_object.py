@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from . import tracing
-from .client import EngineClient, LabClientError
+from .client import EngineClient, LabClientError, NotOnRealServer
 from .controls import Chaos, Clock
-from .display import show, table_html
+from .display import in_kernel, notebook_name, show, table_html
 from .engines import (
     AdoptedEngine,
     EngineChoice,
@@ -61,8 +61,12 @@ class Lab:
         self._served_app = None  # lab.start(app=...): the app being served (worker_host)
         self._worker_env = None
         self._model = None
+        if in_kernel():  # a learner's kernel: lab.check results feed lab.progress()
+            from .progress import keep_check_results
+
+            keep_check_results(self.state_dir)
         # A kernel shut down without lab.stop() must not leave its engine running.
-        atexit.register(self.stop)
+        atexit.register(self.stop, quiet=True)
 
     # ------------------------------------------------------------------ start / stop
     def start(self, functions=None, app_id: str | None = None, engine: str = "auto",
@@ -98,6 +102,7 @@ class Lab:
             self._engine_proc.start()
         self.set_tier(tier)  # before the sync: a plan's limits apply to it
         sync(self._host.url)
+        self._clear_chaos("lab.start", quiet)
         if not quiet:
             self.status()
         return self
@@ -119,7 +124,15 @@ class Lab:
             self._host.fn_ids = [f.id for f in functions]
             self._host.start()
         sync(self._host.url)
+        self._clear_chaos("lab.update", quiet=False)
         return self
+
+    def _clear_chaos(self, who: str, quiet: bool) -> None:
+        """New code starts with no faults armed for the old code (see lab.chaos)."""
+        removed = self.chaos.clear_leftovers()
+        if removed and not quiet:
+            what = ", ".join(f"{r['mode']} on {r['step']!r} ({r['remaining']} left)" for r in removed)
+            print(f"{who}: removed {len(removed)} chaos rule(s) armed earlier: {what}")
 
     def _ensure_engine(self, engine: str, *, engine_port, memory, host_port) -> None:
         if self.api is not None and self._engine_arg == engine and self._engine_alive():
@@ -184,12 +197,62 @@ class Lab:
                 os.environ.pop("INNGEST_DEV", None)
             self._env_before = None
 
-    def stop(self) -> None:
-        """Stop the host and the engine this kernel started (a running dev server is left alone)."""
+    def stop(self, quiet: bool = False) -> None:
+        """Stop the host and the engine this kernel started (a running dev server is left
+        alone), and say what was stopped."""
+        said = self._stop_summary()
         self._stop_host()
         if self._model is not None:
             self._model.stop()
         self._stop_engine()
+        if not quiet:
+            print(said)
+
+    def _stop_summary(self) -> str:
+        parts = []
+        if self._host is not None:
+            parts.append(f"the function host ({self._host.kind}, {self._host.url})")
+        proc, api = self._engine_proc, self.api
+        left = ""
+        if api is not None:
+            url = api.url
+            if proc is None:
+                left = f" The engine at {url} was not started by this kernel and keeps running."
+            elif getattr(proc, "owned", True) is False:
+                left = (f" The engine at {url} belongs to another kernel and keeps running.")
+            elif isinstance(proc, RealDevProcess):
+                parts.append(f"the inngest dev server at {url}")
+            else:
+                kept = ("its runs were in memory and are gone" if getattr(proc, "memory", False)
+                        else f"its runs are kept in {self.state_dir / 'engine'}")
+                parts.append(f"the embedded engine at {url} ({kept})")
+        if not parts:
+            return "lab.stop: nothing was running." + left
+        return "lab.stop: stopped " + " and ".join(parts) + "." + left
+
+    def reset(self) -> None:
+        """Start this notebook's demos over without restarting the kernel: the embedded
+        engine forgets every run, event (and so every event-id dedup), queued step, pause
+        and chaos rule. Synced apps and functions stay, and so does the virtual clock's time."""
+        if self.api is None:
+            print("lab.reset: nothing to reset yet (lab.start(...) starts the engine).")
+            return
+        if self.api.kind != "embedded":
+            raise NotOnRealServer(
+                "lab.reset clears the lab's embedded engine only. On a real dev server, stop "
+                "`inngest dev` and start it again for a clean slate, then run lab.start(...) "
+                "again.")
+        self.api.lab_call("POST", "reset", "lab.reset")
+        self.chaos._armed_in_cell.clear()
+        kept = ", ".join(f.id for f in self.functions) or "none"
+        print(f"lab.reset: the engine forgot every run, event, queued step and chaos rule. "
+              f"Still synced: {kept}.")
+
+    def progress(self):
+        """How far you are: per notebook, predictions answered and exercise checks passed."""
+        from .progress import progress
+
+        return progress(self.state_dir).show()
 
     # ------------------------------------------------------------------ host crash demo
     def kill_host(self) -> None:
@@ -450,7 +513,8 @@ class Lab:
         from .predict import Prediction
 
         prediction = Prediction(id, question, choices=choices, answer=answer, explain=explain,
-                                store=self.state_dir / "predictions.jsonl", tolerance=tolerance)
+                                store=self.state_dir / "predictions.jsonl", tolerance=tolerance,
+                                notebook=notebook_name())
         self.predictions[id] = prediction
         return prediction.show()
 
@@ -488,14 +552,18 @@ class Lab:
             raise ValueError("lab.start(app=...) serves the functions the app serves: "
                              "pass either functions or app=, not both (nor app_id=).")
         self._worker_env = self._worker_env or EnvOverrides()
-        return start_app(self, app, engine=engine, host=host, **options)
+        started = start_app(self, app, engine=engine, host=host, **options)
+        self._clear_chaos("lab.start", options.get("quiet", False))
+        return started
 
     def _update_app(self, app, functions) -> "Lab":
         from .worker_host import update_app
 
         if app is None or functions is not None:
             raise ValueError("An app is being served: swap it with lab.update(app=new_app).")
-        return update_app(self, app)
+        updated = update_app(self, app)
+        self._clear_chaos("lab.update", quiet=False)
+        return updated
 
     @property
     def host_url(self) -> str | None:

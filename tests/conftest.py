@@ -22,6 +22,20 @@ os.environ.pop("OPENAI_API_KEY", None)
 from lab_support.engine_process import EngineProcess  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def lab_state_for_tests(tmp_path_factory):
+    """Tests never write into the learner's .lab (predictions, progress, engine state):
+    every lab object, kernel and notebook run by a test uses this folder instead."""
+    folder = tmp_path_factory.mktemp("lab-state")
+    before = os.environ.get("LAB_STATE_DIR")
+    os.environ["LAB_STATE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("LAB_STATE_DIR", None)
+    else:
+        os.environ["LAB_STATE_DIR"] = before
+
+
 def _engine_for_tests():
     proc = EngineProcess(memory=True).start()
     try:
