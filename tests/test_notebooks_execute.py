@@ -12,7 +12,9 @@ with a hard timeout, like the grader does.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -167,16 +169,19 @@ def printed(nb) -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def worker_database(tmp_path_factory):
+def worker_database():
     """The Worker's embedded Postgres for the notebooks of this session (each Decision notebook
-    starts it over from the seed), not the checkout's .lab/pg."""
+    starts it over from the seed), not the checkout's .lab/pg. In the system temp folder: as
+    root, pgserver runs Postgres as another user, who cannot enter pytest's private tmp."""
     previous = os.environ.get("LAB_PG_DIR")
-    os.environ["LAB_PG_DIR"] = str(tmp_path_factory.mktemp("worker-pg"))
+    folder = tempfile.mkdtemp(prefix="notebooks-pg-")
+    os.environ["LAB_PG_DIR"] = folder
     yield
     if previous is None:
         os.environ.pop("LAB_PG_DIR", None)
     else:
         os.environ["LAB_PG_DIR"] = previous
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
