@@ -298,6 +298,14 @@ def reset_worker_data() -> dict | None:
     return migrate.reset()
 
 
+def stop_worker_data() -> None:
+    """Stop the embedded Postgres this kernel started (it would stop when the kernel exits; a
+    grader or a test that ends the kernel at once would find it still running)."""
+    from customer_data_mcp import db
+
+    db.stop_embedded()
+
+
 class DeferredApp:
     """An ASGI app that builds your Worker's app when it is first needed: at the host's
     startup (or, after ``lab.update``, at the first request), after the lab set ``INNGEST_DEV``
