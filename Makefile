@@ -7,7 +7,7 @@ KERNEL  := production-worker-lab
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: lab test setup kernel browser-deps clean-state notebooks exercises grade-self-check bench help
+.PHONY: lab test test-real setup kernel browser-deps clean-state notebooks exercises grade-self-check bench help
 
 help:
 	@echo "make lab    - install into .venv, register the '$(KERNEL)' kernel, open JupyterLab"
@@ -47,6 +47,11 @@ browser-deps:
 
 test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The real-server lane: every notebook and solution on a real `inngest dev` (INNGEST_DEV, or an
+# `inngest` binary on PATH started per notebook). Skips with the reason when there is neither.
+test-real: $(STAMP)
+	$(BIN)/python -m pytest -m real -rA $(PYTEST_ARGS) tests/test_real_server.py
 
 # notebooks/*.md and solutions/*.md are the sources (jupytext pairs); exercises come from solutions/;
 # the course home (notebooks/README.md) from every notebook's first cell.

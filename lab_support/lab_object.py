@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from . import tracing
 from .client import EngineClient, LabClientError, NotOnRealServer
 from .controls import Chaos, Clock
@@ -34,12 +36,14 @@ from .function_host import (
     make_client,
     sync,
 )
-from .host import free_port
+from .host import HostError, free_port
 from .runs import RunList, normalize_status
 
 DEFAULT_WAIT_S = 30.0
 # On a real dev server one production hour lasts this many real seconds (see lab.hours).
 REAL_SECONDS_PER_HOUR = 10.0
+# On a real dev server the lab's host asks for retries after this many seconds (Retry-After).
+REAL_RETRY_AFTER_S = 2.0
 
 
 class Lab:
@@ -56,6 +60,7 @@ class Lab:
         self.predictions: dict[str, Any] = {}
         self.state_dir: Path = lab_state_dir()
         self.seconds_per_hour = REAL_SECONDS_PER_HOUR
+        self.retry_after_s: float | None = REAL_RETRY_AFTER_S
         self.clock = Clock(self)
         self.chaos = Chaos(self)
         self._served_app = None  # lab.start(app=...): the app being served (worker_host)
@@ -97,9 +102,12 @@ class Lab:
             module = importable_module(functions)
             self._host = ProcessHost(module, [f.id for f in functions], app_id, self.api.url,
                                      log_path=self.state_dir / "process-host.log",
-                                     port=port).start()
+                                     port=port)
+            self._host.seconds_per_hour = self.seconds_per_hour
+            self._host.start()
         if isinstance(self._engine_proc, RealDevProcess) and not self._engine_proc.alive():
             self._engine_proc.start()
+        self._configure_host()
         self.set_tier(tier)  # before the sync: a plan's limits apply to it
         sync(self._host.url)
         self._clear_chaos("lab.start", quiet)
@@ -123,9 +131,38 @@ class Lab:
             self._host.module = importable_module(functions)
             self._host.fn_ids = [f.id for f in functions]
             self._host.start()
+            self._configure_host()
         sync(self._host.url)
         self._clear_chaos("lab.update", quiet=False)
         return self
+
+    def _configure_host(self) -> None:
+        """On a real dev server the host shortens retry backoff (``retry_after_s``)."""
+        if self._host is None or self.api is None:
+            return
+        delay = self.retry_after_s if self.api.kind != "embedded" else None
+        try:
+            httpx.put(self._host.faults_url + "/settings", json={"retry_after_s": delay},
+                      timeout=10).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise HostError(f"The function host did not take its settings: {exc}") from exc
+
+    def require_embedded(self, what: str) -> None:
+        """Raise ``NotOnRealServer`` on a real dev server: in a graded check, for a property
+        only the embedded engine shows (the check is then recorded skipped, not failed)."""
+        if self._require_engine().kind != "embedded":
+            raise NotOnRealServer(f"{what} cannot be observed on a real dev server.")
+
+    def embedded_only(self, what_you_would_see: str) -> bool:
+        """For a cell with no real-server equivalent: True on the embedded engine; on a real
+        dev server, shows what the learner would have seen there and returns False."""
+        if self._require_engine().kind == "embedded":
+            return True
+        from .controls import real_server_notice
+
+        real_server_notice(f"skipped here (embedded engine only). There you would see: "
+                           f"{what_you_would_see}")
+        return False
 
     def _clear_chaos(self, who: str, quiet: bool) -> None:
         """New code starts with no faults armed for the old code (see lab.chaos)."""
@@ -189,6 +226,7 @@ class Lab:
         if self.api is not None:
             self.api.close()
         self._engine_proc, self.api, self.engine_choice, self._engine_arg = None, None, None, None
+        self.clock = Clock(self)  # a new engine starts a new schedule cursor
         if self._env_before is not None:
             existed, value = self._env_before
             if existed:
@@ -269,6 +307,7 @@ class Lab:
         if not isinstance(self._host, ProcessHost):
             raise RuntimeError("restart_host needs lab.start(..., host='process').")
         self._host.start()
+        self._configure_host()
         sync(self._host.url)
         if self.api.kind == "embedded":
             self.clock.auto(True)
@@ -294,6 +333,13 @@ class Lab:
                 ("host", f"{info['host']} ({info['host_kind']})"),
                 ("functions", ", ".join(info["functions"]) or "none"),
                 ("picked because", info["why"])]
+        if api.kind != "embedded":
+            retries = (f"after {self.retry_after_s:g} s (Retry-After from the lab's host)"
+                       if self.retry_after_s else "the server's own backoff (15 s ... 2 h)")
+            info["real_server"] = (
+                f"lab.hours(1) = {self._duration(3600).total_seconds():g} s; retries "
+                f"{retries}; chaos in the lab's host; cron ticks fired by lab.clock")
+            rows.append(("on this server", info["real_server"]))
         html_rows = [(k, f"<a href='{html.escape(v)}' target='_blank'>{html.escape(v)}</a>"
                       if k == "dashboard" else html.escape(v)) for k, v in rows]
         show(text="lab ready\n" + "\n".join(f"{k:>14}: {v}" for k, v in rows),
@@ -357,7 +403,7 @@ class Lab:
         """The run's steps as a table: step, op, attempts, times, status, executed or memo
         hit, and a short output."""
         api = self._require_engine()
-        span_tree = api.trace(run_id, memo_field=api.kind == "embedded")
+        span_tree = api.trace(run_id, memo_field=api.kind == "embedded", settle=True)
         values = {}
         if outputs:
             ids = [s["outputID"] for s in tracing.step_spans(span_tree) if s.get("outputID")]

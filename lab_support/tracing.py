@@ -16,7 +16,7 @@ before it were rate limits (429), read from the attempts' errors.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .client import TERMINAL, parse_time
@@ -25,6 +25,7 @@ from .timefmt import format_clock, format_duration, spans_days
 COLUMNS = ["step", "op", "attempts", "started", "ended", "duration", "status", "source",
            "output", "model"]
 SUMMARY_CHARS = 60
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 UNFINISHED = frozenset({"RUNNING", "QUEUED", "WAITING", "SLEEPING", "SCHEDULED"})
 
 
@@ -44,19 +45,68 @@ def summarize(value: Any, limit: int = SUMMARY_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# Which of several spans of one step tells its final state: a real server leaves stale
+# copies behind (a planned span still QUEUED, an attempt still RUNNING) next to the final one.
+_STATUS_RANK = {"COMPLETED": 6, "FAILED": 5, "CANCELLED": 4, "SKIPPED": 3, "WAITING": 2,
+                "RUNNING": 1, "QUEUED": 0}
+
+
+def attempt_count(span: dict) -> int:
+    """Attempts of one span: its ``Attempt N`` children or its ``attempts`` count (the client
+    turns a real server's 0-based attempt index into a count), whichever is more."""
+    children = [c for c in span.get("childrenSpans") or []
+                if str(c.get("name", "")).startswith("Attempt")]
+    return max(len(children), int(span.get("attempts") or 0), 1)
+
+
 def step_spans(trace: dict | None) -> list[dict]:
-    """The step spans of a trace, once each (the real server sometimes lists a step twice)."""
-    seen: set[tuple] = set()
-    out = []
+    """The step spans of a trace, one per step. A real server may list a step several times
+    (a planned copy, stale attempt copies, a copy per retry); they are merged into one span
+    with the most final status, the most attempts, the earliest start and the latest end."""
+    groups: dict[tuple, list[dict]] = {}
     for span in (trace or {}).get("childrenSpans") or []:
         if not span.get("stepID") and not span.get("stepOp"):
             continue  # function-level spans ("function success", "Finalization", ...)
-        key = (span.get("stepID"), span.get("name"), span.get("startedAt"))
-        if key in seen:
-            continue
-        seen.add(key)
+        groups.setdefault((span.get("stepID"), span.get("name")), []).append(span)
+    return _close_sleeps([_merge(spans) for spans in groups.values()])
+
+
+def _close_sleeps(spans: list[dict]) -> list[dict]:
+    """A real server can leave a sleep's span WAITING, with no end, in a run that went on
+    (seen in failed runs). When another step was active after the sleep's wake time
+    (``sleepUntil``), the sleep ended at its wake time."""
+    out = []
+    for span in spans:
+        until = parse_time((span.get("stepInfo") or {}).get("sleepUntil"))
+        if span.get("stepOp") == "SLEEP" and not span.get("endedAt") and until \
+                and span.get("status") in ("WAITING", "RUNNING", "QUEUED"):
+            seen = [parse_time(sp.get(key)) for sp in spans if sp is not span
+                    for key in ("startedAt", "endedAt") if sp.get(key)]
+            if any(t >= until for t in seen):
+                span = dict(span, status="COMPLETED",
+                            endedAt=until.isoformat().replace("+00:00", "Z"))
         out.append(span)
     return out
+
+
+def _merge(spans: list[dict]) -> dict:
+    if len(spans) == 1:
+        return spans[0]
+    # The most final copy tells the status (stale copies stay RUNNING/QUEUED); any copy may
+    # hold the highest attempt count.
+    best = max(spans, key=lambda sp: (_STATUS_RANK.get(sp.get("status"), -1),
+                                      attempt_count(sp), bool(sp.get("outputID"))))
+    merged = dict(best)
+    merged["stepOp"] = best.get("stepOp") or next((sp["stepOp"] for sp in spans
+                                                   if sp.get("stepOp")), None)
+    merged["attempts"] = max(attempt_count(sp) for sp in spans)
+    merged["childrenSpans"] = max((sp.get("childrenSpans") or [] for sp in spans), key=len)
+    starts = [sp["startedAt"] for sp in spans if sp.get("startedAt")]
+    ends = [sp["endedAt"] for sp in spans if sp.get("endedAt")]
+    merged["startedAt"] = min(starts, key=parse_time) if starts else None
+    merged["endedAt"] = max(ends, key=parse_time) if ends else None
+    merged["memoized"] = any(sp.get("memoized") for sp in spans)
+    return merged
 
 
 def step_status(span: dict, run_status: str | None = None) -> str | None:
@@ -66,10 +116,6 @@ def step_status(span: dict, run_status: str | None = None) -> str | None:
     if run_status in TERMINAL and status in UNFINISHED:
         return run_status
     return status
-
-
-def attempt_count(span: dict) -> int:
-    return span.get("attempts") or len(span.get("childrenSpans") or []) or 1
 
 
 def source_of(span: dict, run_status: str | None = None) -> str:
@@ -163,11 +209,11 @@ def output_value(output: dict | None) -> Any:
 
 
 def failed_step(trace: dict | None) -> dict | None:
-    """The step a rerun should start from: the first failed step span."""
-    for span in step_spans(trace):
-        if span.get("status") == "FAILED":
-            return span
-    return None
+    """The step a replay should restart from: the failed step that started last (the one that
+    failed the run; an earlier failure was caught or retried)."""
+    failed = [span for span in step_spans(trace) if span.get("status") == "FAILED"]
+    return max(failed, key=lambda sp: parse_time(sp.get("startedAt")) or _EPOCH,
+               default=None)
 
 
 def trace_frame(rows: list[dict]):

@@ -15,7 +15,10 @@ for path in (ROOT, ROOT / "src"):
 # Subprocesses (the engine, papermill kernels) must import the same code.
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(ROOT), str(ROOT / "src")] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-# Tests never talk to a real dev server or a real model by accident.
+# Tests never talk to a real dev server or a real model by accident; the real-server lane
+# (pytest -m real, tests/real_server.py) finds the one you named here instead.
+if os.environ.get("INNGEST_DEV"):
+    os.environ.setdefault("LAB_REAL_INNGEST_DEV", os.environ["INNGEST_DEV"])
 os.environ.pop("INNGEST_DEV", None)
 os.environ.pop("OPENAI_API_KEY", None)
 

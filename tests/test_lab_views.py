@@ -245,6 +245,60 @@ def test_run_list_is_a_list_with_a_table():
     assert list(runs.frame()["function"]) == ["app-a"]
 
 
+# A real dev server's trace of a failed run, read right after the run failed (recorded shape;
+# attempts already turned into counts by the client): stale copies of each step.
+REAL_TRACE = {"name": "Run", "status": "QUEUED", "childrenSpans": [
+    {"name": "Finalization", "status": "RUNNING", "stepOp": None, "stepID": None},
+    {"name": "first", "stepID": "f1", "stepOp": "RUN", "status": "RUNNING", "attempts": 2,
+     "startedAt": at(1), "childrenSpans": [{"name": "Attempt 0"}, {"name": "Attempt 1"}]},
+    {"name": "first", "stepID": "f1", "stepOp": "RUN", "status": "QUEUED", "attempts": 1,
+     "startedAt": at(0)},
+    {"name": "first", "stepID": "f1", "stepOp": "RUN", "status": "FAILED", "attempts": 1,
+     "startedAt": at(0.5), "endedAt": at(0.6), "outputID": "x1"},
+    {"name": "nap", "stepID": "n1", "stepOp": "SLEEP", "status": "WAITING", "attempts": 1,
+     "startedAt": at(2)},
+    {"name": "second", "stepID": "s1", "stepOp": "RUN", "status": "FAILED", "attempts": 1,
+     "startedAt": at(2), "endedAt": at(3), "outputID": "x2"},
+    {"name": "second", "stepID": "s1", "stepOp": "RUN", "status": "RUNNING", "attempts": 2,
+     "startedAt": at(3), "childrenSpans": [{"name": "Attempt 0"}, {"name": "Attempt 1"}]},
+    {"name": "second", "stepID": "s1", "stepOp": None, "status": "FAILED", "attempts": 2,
+     "startedAt": at(3.1), "endedAt": at(5), "outputID": "x3"},
+]}
+
+
+def test_a_real_servers_duplicate_spans_merge_into_one_row_per_step():
+    rows = tracing.trace_rows(REAL_TRACE)
+    assert [(r["step"], r["op"], r["attempts"], r["status"]) for r in rows] == [
+        ("first", "RUN", 2, "FAILED"), ("nap", "SLEEP", 1, "WAITING"),
+        ("second", "RUN", 2, "FAILED")]
+    second = rows[2]
+    assert (second["started"], second["ended"]) == (T0 + timedelta(seconds=2),
+                                                    T0 + timedelta(seconds=5))
+    # The replay point is the failure that ended the run, not a retried earlier attempt.
+    assert tracing.failed_step(REAL_TRACE)["stepID"] == "s1"
+    done = dict(REAL_TRACE, childrenSpans=REAL_TRACE["childrenSpans"] + [
+        {"name": "first", "stepID": "f1", "stepOp": "RUN", "status": "COMPLETED",
+         "attempts": 2, "startedAt": at(1), "endedAt": at(1.2), "outputID": "x4"}])
+    first = tracing.step_spans(done)[0]
+    assert (first["status"], first["attempts"], first["outputID"]) == ("COMPLETED", 2, "x4")
+
+
+def test_a_sleep_left_waiting_is_closed_at_its_wake_time_when_the_run_went_on():
+    def nap(name, start, until):
+        return {"name": name, "stepID": name, "stepOp": "SLEEP", "status": "WAITING",
+                "startedAt": at(start), "stepInfo": {"sleepUntil": at(until)}}
+
+    trace = {"childrenSpans": [
+        nap("nap", 10, 7210),
+        {"name": "after", "stepID": "a1", "stepOp": "RUN", "status": "FAILED",
+         "startedAt": at(10.001), "endedAt": at(7211)},   # a real server's early copy
+        nap("open", 7300, 9000)]}
+    rows = {r["step"]: r for r in tracing.trace_rows(trace)}
+    assert rows["nap"]["status"] == "COMPLETED"
+    assert rows["nap"]["ended"] - rows["nap"]["started"] == timedelta(hours=2)
+    assert rows["open"]["status"] == "WAITING" and rows["open"]["ended"] is None
+
+
 def test_the_engines_queue_is_drawn_when_given():
     runs = [lane("r1", "c-1", 0, 10, [dict(LOAD, startedAt=at(0), endedAt=at(10))])]
     queued = [(T0 - timedelta(seconds=50), 4),  # before the watched window: left out
