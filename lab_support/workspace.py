@@ -249,6 +249,21 @@ def wait_for_runs(function, count: int, timeout: float = 120.0) -> list[dict]:
         time.sleep(0.2)
 
 
+
+def events_with(name: str, timeout: float = 10.0, **data) -> list[dict]:
+    """The ``name`` events whose data has these values (``request_id="esc-1"``), newest
+    first; polls up to ``timeout`` s for the first one (a real dev server lists an event some
+    milliseconds after it accepted it) and returns ``[]`` when none came."""
+    from . import lab
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [e for e in lab.events(name)
+                 if all((e["data"] or {}).get(k) == v for k, v in data.items())]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
 def next_utc(hour: int, minute: int = 0, after=None):
     """The first ``hour:minute`` UTC strictly after ``after`` (default: the engine's now)."""
     from . import lab
