@@ -12,7 +12,9 @@ with a hard timeout, like the grader does.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -34,6 +36,9 @@ def run_papermill(source: Path, out_dir: Path, engine_url: str, *, as_grader: bo
     executed = out_dir / source.name
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
     env.pop("INNGEST_DEV", None)
+    # Part 4 writes the learner's package (lab_support.workspace): one per notebook, never
+    # the checkout's workspace/.
+    env["LAB_WORKSPACE"] = str(out_dir / "workspace")
     cmd = [sys.executable, "-m", "papermill", str(source), str(executed), "-k", "python3",
            "--cwd", str(ROOT), "--no-progress-bar", "--execution-timeout", str(CELL_TIMEOUT_S)]
     if as_grader:  # solutions and exercises read the engine from the injected parameter
@@ -254,6 +259,78 @@ CLAIMS = {
         'gate with the forged id: {"approval_for": "r-777", "status": "approved"}',
         "forged id, validated: FAILED - request_id",
     ],
+    "16_d1_rules_file.ipynb": [
+        "envelope rules: all pass | exit status 0",
+        "broke agent-outside-step       -> checker finds ['agent-outside-step']",
+        "broke send-without-id          -> checker finds ['send-without-id']",
+        "broke hitl-unaudited-timeout   -> checker finds ['hitl-unaudited-timeout']",
+        "broke internals-import-inngest -> checker finds ['internals-import-inngest']",
+        "nudge runs after one lost answer: without an id 2, with an id 1",
+        "FAILED - TypeError: Step.wait_for_event() missing 1 required keyword-only argument: "
+        "'timeout'",
+        "AGENTS.md has the same critical rules: True",
+    ],
+    "17_d2_skills_mcp.ipynb": [
+        "6 Inngest skills:", "list_functions count before Decision 3: 0",
+        "list_functions count with the Worker served: 4",
+        "stored event lab/setup.checked with id setup-check-17; runs started: 0",
+        "remote (OpenCode) and http (Claude Code) point at the same URL: True",
+    ],
+    "18_d3_wrap_agent.ipynb": [
+        "model requests for one agent invocation: 4",
+        "after a failed save: run-agent attempts 1, save-draft-reply attempts 2, model requests 4",
+        "agent invocations for one email: inside step.run 1, outside step.run 3",
+        "model requests for that one email: 12",
+        "FAILED - Step.run() got an unexpected keyword argument 'customer'",
+        "FAILED - 'dict' object has no attribute 'draft'",
+    ],
+    "19_d4_email_webhook.ipynb": [
+        ": 2; runs started: 1", "no MessageID: 400", "unknown sender: 422",
+        "two invocations, two runs: True",
+        "customer-data MCP tools the agent called: ['load_customer', 'load_thread', "
+        "'find_similar_cases']",
+        "drafts for one message without an id: 2", "drafts for one message with its id: 1",
+    ],
+    "20_d5_health_cron.ipynb": [
+        "due for outreach: 20 (of them never contacted: 6)",
+        "parent COMPLETED, scheduled 20; children: 20, all completed: True",
+        "parent ended before the last child: True", "same-day 09:00 tick scheduled: 0",
+        "outreach drafts per customer today: [1]", "runs started by today's ids sent again: 0",
+        "customers scheduled by the next six daily ticks: [0, 0, 0, 6, 6, 0]",
+        "a week after the outreach: due again: 20", "due by the course's SQL: 14; by the Worker's: 20",
+    ],
+    "21_d6_concurrency.ipynb": [
+        "Worker, 6 customers x 3: peak executing steps 10, most for one customer 2, runs "
+        "completed 18/18",
+        "course: 5 x 4 2 per customer only    10                      2",
+        "  ours: 6 x 3 2 per customer only    12                      2",
+        "  ours: 6 x 3     10 overall only    10                      3",
+        "model requests per email (the burst above): 4",
+        "throttle-3: 0 requests answered 429, 16/16 emails completed",
+        "10 overall only: {\"noisy customer's slots\": 10",
+        "both caps:       {\"noisy customer's slots\": 2",
+        "peak under the Hobby plan, 6 customers x 3: 5",
+    ],
+    "22_d7_escalation_gate.ipynb": [
+        "email run steps: ['load-customer', 'load-thread', 'run-agent', 'request-escalation', "
+        "'save-draft-reply', 'audit-handled']",
+        "still waiting: RUNNING",
+        "who decided: {'escalation_approved': 'amna', 'escalation_edited': 'bilal', "
+        "'escalation_rejected': 'chen', 'escalation_posted_via_timeout': 'timeout'}",
+        "after a double click: ['escalation_approved'] | posts: 1", "a bad decision: 400",
+        'early decision, then: {"status": "posted_via_timeout"',
+    ],
+    "23_d8_replay_verify.ipynb": [
+        "email_drafted rows for the run: 1; drafts in the customer's thread: 1",
+        "failed step of each run: {'run-agent'}", "reruns: Counter({'COMPLETED': 5})",
+        "in the five reruns: {('load-customer', 'memo hit'): 5, ('load-thread', 'memo hit'): 5, "
+        "('run-agent', 'executed'): 5, ('save-draft-reply', 'executed'): 5, "
+        "('audit-handled', 'executed'): 5}",
+        "load-step bodies executed for the five emails, failures and reruns together: 10",
+        "email_drafted rows for the five emails: 5, per customer [1]",
+        "all audit rows of the five customers since the deploy: 10",
+        "bulk Replay, load steps: ['executed', 'executed'] | email_drafted rows: 2",
+    ],
     "24_cost.ipynb": [
         "one run of summary-wrapped: 1 run + 2 step executions = 3 executions",
         "10 summaries, formatting in a step: 30 executions; as plain code: 20 executions",
@@ -339,6 +416,22 @@ EMBEDDED_ONLY_CLAIMS = {
 def printed(nb) -> str:
     return "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
                    for out in cell.get("outputs", []) if out.get("output_type") == "stream")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def worker_database():
+    """The Worker's embedded Postgres for the notebooks of this session (each Decision notebook
+    starts it over from the seed), not the checkout's .lab/pg. In the system temp folder: as
+    root, pgserver runs Postgres as another user, who cannot enter pytest's private tmp."""
+    previous = os.environ.get("LAB_PG_DIR")
+    folder = tempfile.mkdtemp(prefix="notebooks-pg-")
+    os.environ["LAB_PG_DIR"] = folder
+    yield
+    if previous is None:
+        os.environ.pop("LAB_PG_DIR", None)
+    else:
+        os.environ["LAB_PG_DIR"] = previous
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
