@@ -141,7 +141,6 @@ CLAIMS = {
         'r-500 after 24 hours: COMPLETED {"approval_arrived": false, "status": "rejected_or_timeout"}',
         'parallel waits:   {"finance": true, "legal": true}',
         'sequential waits: {"finance": false, "legal": true}',
-        'r-bot-1: COMPLETED {"approval_arrived": false, "status": "rejected_or_timeout"}',
         'r-bot-2: COMPLETED {"refund_id": "re_',
         "escalated to a senior reviewer: ['rf-2']",
     ],
@@ -198,6 +197,8 @@ EMBEDDED_ONLY_CLAIMS = {
         "5 redeploys during the sleep; run status at the end: COMPLETED",
         "renewal reminders sent to lina: 1",
         "30-day sleep on Hobby: FAILED", "3-day sleep on Hobby:  COMPLETED",
+        # a real server matches events up to 5 s old: the race is won or lost by milliseconds
+        'r-bot-1: COMPLETED {"approval_arrived": false, "status": "rejected_or_timeout"}',
     ],
     "09_retries.ipynb": [
         "every wait inside the dev server's 15 s / 30 s / 1 min / 2 min (+ up to 30 s) table: True",
