@@ -69,19 +69,41 @@ CLAIMS = {
         "step bodies run by this attempt: {'compose-greeting': 1, 'compose-farewell': 5}",
         "step bodies run by the rerun from the failed step: {'compose-farewell': 1}",
         "step bodies run by a plain rerun: {'compose-greeting': 1, 'compose-farewell': 1}",
+        "step bodies run by a bulk replay of the failed run: "
+        "{'compose-greeting': 1, 'compose-farewell': 1}",
+        "greeting and farewell ran in different processes: True",
+        "serve() raised SigningKeyMissingError - signing_key_unspecified",
     ],
     "01_events_vs_requests.ipynb": [
         "event model, peak open parser connections: 1",
         "50 drafts; 50 save-draft executions",
+        "runs started by an event nobody listens to: 0",
     ],
-    "02_cron_triggers.ipynb": ["7 daily runs; 35 customer checks"],
+    "02_cron_triggers.ipynb": [
+        "7 daily runs; 35 customer checks",
+        "invoked run: COMPLETED | its event: inngest/function.invoked",
+        "strict-slot-reader invoked by hand: FAILED | KeyError: True",
+        "children started by the duplicate: 0",
+        "the next day's tick: COMPLETED",
+        "customers checked for that day: 5",
+    ],
     "03_webhook_triggers.ipynb": [
         "runs for the Stripe event: 1", "runs for our own event:    0", "runs for this event: []",
+        "redelivery answered 200 | new runs: 0 | new notifications: 0",
+        "an event named 'RefundFailed' was accepted: True",
+        "dispute handled by nobody yet: True",
     ],
     "04_idempotency.ipynb": [
+        "no id (o-5100): 3 run(s), 4500 cents moved",
+        "id with the click's time (o-5150): 3 run(s), 4500 cents moved",
+        "id from the form token (o-5200): 1 run(s), 1500 cents moved",
         "step bodies run: {'lookup-order': 1, 'issue-provider-refund': 1, 'audit-refund': 1}",
         "money moved: 5000 cents for a 2500-cent refund",
         "provider calls: 2 | money moved for ch_7300: 2500 cents",
+        "emails for ch_881 (provider id as event id): 1",
+        "emails for ch_882 (no id): 3",
+        "emails for ch_883 (no id, idempotency on charge_id): 1",
+        "cron runs: 2 | health checks: 3",
     ],
     "05_fan_out.ipynb": [
         "one event started 3 runs: [('refund-failed-notify-support', 'COMPLETED'), "
@@ -176,12 +198,76 @@ CLAIMS = {
         "in the trace: False", "in the engine's files: False",
         "user turns in the session: ['Where is my parcel?', 'Where is my parcel?']",
     ],
+    "14_replay_cancel.ipynb": [
+        "runs between 14:00 and 18:00: 59 (47 failed, 12 completed)",
+        "where they failed: {'escalate-with-context': 47}",
+        "failed before 14:00 (another cause): [\"no customer 'c-999' in the CRM\"]",
+        "at 18:25: 47 still failed; step bodies run since 18:00: 0",
+        "the filter finds 47 runs",
+        "rerun before the fix: FAILED - escalate-with-context: SKILL.md has no trigger matching",
+        "rerun from the failed step: 47 runs, {'COMPLETED': 47}",
+        "agent calls: 0 ($0.00); executions: 188 = 47 runs + 141 step executions",
+        "replies per email in the incident window: {1: 59}",
+        "agent calls: 47 ($9.40); executions: 329 = 47 runs + 282 step executions",
+        "replies per escalated email now: {2: 47}",
+        "replay-all of the day's completed runs: 15 runs; agent calls 15; summaries in v2: 15; "
+        "new replies: 0",
+        "runs started by the re-fired event: 0",
+        "cancelled: ['c-201', 'c-202', 'c-203', 'c-206']",
+        "c-301 CANCELLED ['welcome', 'day 3']",
+        "c-302 COMPLETED ['welcome', 'day 3', 'day 7', 'day 14']",
+        "run: CANCELLED | ledger entries: [{'invoice': 'inv-77', 'amount': 12900, "
+        "'status': 'complete'}] | receipts: []",
+    ],
+    "15_hitl_gates.ipynb": [
+        "waiting at the gate: ['r-101', 'r-102', 'r-103', 'r-104', 'r-105', 'r-106']",
+        '"decided_by": "auto"', '"decided_by": "chen"',
+        'r-102 {"decided_by": "bilal", "status": "rejected_by_human"}',
+        'r-103: {"status": "escalated_timeout"}',
+        'after the timeout: {"status": "escalated_timeout"} | calls to our code to finish it: 3',
+        "the run woke 24 hours after the gate opened: True",
+        "steps executing while the gate was open: 0",
+        "executions: 6 billed = 1 run(s) + 5 step execution(s)",
+        "keyword arguments: FAILED - Step.run() got an unexpected keyword argument 'request'",
+        "attribute access: FAILED - 'dict' object has no attribute 'recommends_refund'",
+        "no timeout: FAILED - Step.wait_for_event() missing 1 required keyword-only argument: "
+        "'timeout'",
+        'r-301: {"status": "escalated_timeout"}', "the approval is in the event list: ['dana']",
+        'r-302: {"decided_by": "dana"',
+        "after a decision for 'R-303': RUNNING - still waiting",
+        "record-decision runs: 2; table says rejected by bilal",
+        "record-decision runs: 1; table says approved by amina",
+        "[hitl-unaudited-timeout]",
+        "r-501: FAILED - 'NoneType' object has no attribute 'data' | audit rows for r-501: []",
+        'gate with the forged id: {"approval_for": "r-777", "status": "approved"}',
+        "forged id, validated: FAILED - request_id",
+    ],
 }
 
 
 # Claims of cells that only the embedded engine can run (the virtual clock, slow steps); on a
 # real dev server those cells say what they would have shown instead.
 EMBEDDED_ONLY_CLAIMS = {
+    "00_quick_win.ipynb": [
+        "while asleep: run RUNNING | step bodies run since the send: {'compose-greeting': 1}",
+        "it wakes in 15 min of engine time",
+        "after 15 engine minutes: COMPLETED | step bodies run since the send: "
+        "{'compose-greeting': 1, 'compose-farewell': 1}",
+        "process killed, sleep over: RUNNING",
+    ],
+    "01_events_vs_requests.ipynb": [
+        "most draft-reply steps executing at once during the burst: 7",
+    ],
+    "02_cron_triggers.ipynb": [
+        "Karachi 09:00 ran at UTC 04:00",
+        "no limit: 3 run(s), 0 skipped, 3 in flight, 3 step(s) executing at once",
+        "concurrency=1: 3 run(s), 0 skipped, 3 in flight, 1 step(s) executing at once",
+        "singleton (skip): 1 run(s), 2 skipped, 1 in flight, 1 step(s) executing at once",
+        "rerun refused: True",
+    ],
+    "04_idempotency.ipynb": [
+        "the same id 25 hours later started a new run: True | money moved for o-5200 now: 3000 cents",
+    ],
     "05_fan_out.ipynb": [
         "wall-clock ids, new checks per moment: [3, 3, 0]",
         "scheduled ids, new checks per moment:  [3, 0, 3]",
@@ -206,6 +292,14 @@ EMBEDDED_ONLY_CLAIMS = {
         "run: COMPLETED | attempts: 2 | the successful attempt came 0 days 00:10:00 after the first",
     ],
     "10_ai_calls.ipynb": ["all 8 summaries completed: True", "load-thread bodies run: 8"],
+    "14_replay_cancel.ipynb": [
+        "rerun refused: run", "replay of the cron run: []",
+        "the same query 25 hours later on Hobby: 0",
+    ],
+    "15_hitl_gates.ipynb": [
+        "Saturday 16:59: run RUNNING, calls to our code since the gate opened: 0",
+        "the gate opened Fri 17:00 and the run woke Sat 17:00",
+    ],
 }
 
 

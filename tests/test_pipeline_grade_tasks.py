@@ -61,6 +61,15 @@ BROKEN = {
         'label = await call_model(f"Classify this ticket: {text}")',  # Task 2: model unwrapped
         {"a twice-failing router costs one model request",
          "the model's answer is memoized, not recomputed"}),
+    "14_replay_cancel_exercise.ipynb": (
+        'return lab.rerun_failed("answer-ticket", since=since, until=until)',
+        'return lab.replay("answer-ticket", since=since, until=until)',  # Task 1: from the top
+        {"every ticket of the window answered once, no draft paid twice"}),
+    "15_hitl_gates_exercise.ipynb": (
+        'return lab.send("escalation/decision.made", data, id=f"decision-{request_id}")',
+        'return lab.send("escalation/decision.made", data)',  # Task 2: no decision id
+        {"a double click is recorded once; a forged id is refused",
+         "two reviewers one after the other: the first decision is the one on record"}),
 }
 
 
