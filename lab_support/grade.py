@@ -4,7 +4,7 @@
         [--source DIR|none] [--engine embedded|none] [--engine-url URL] [--jobs N]
         [--memory-mb N] [--output-mb N] [--output-hard-mb N] [--file-mb N]
         [--confine auto|landlock|none] [--sandbox-dir DIR] [--keep-sandboxes]
-        [--pass-env NAME] [--kernel NAME]
+        [--pass-env NAME] [--allow-port PORT] [--kernel NAME]
 
 A SUBMISSION is a notebook (named after the file; copied alone into its sandbox) or a
 folder of notebooks (named after the folder; copied whole, with the files beside them).
@@ -88,6 +88,7 @@ class Settings:
     sandbox_dir: Path | None = None
     keep_sandboxes: bool = False
     pass_env: tuple[str, ...] = ()
+    allow_ports: tuple[int, ...] = ()  # TCP ports kernels may connect to besides their own
     honour_skips: bool = False  # only against a real dev server can a check be "skipped"
 
 
@@ -186,6 +187,7 @@ def run_notebook(job: NotebookJob, settings: Settings, base: Path, protected: li
         "engine": settings.engine_mode, "engine_url": settings.engine_url,
         "kernel": settings.kernel, "protected": [str(p) for p in protected],
         "pass_env": list(settings.pass_env), "keep_sandbox": settings.keep_sandboxes,
+        "allow_ports": list(settings.allow_ports),
     }
     spec_file = work / "spec.json"
     spec_file.write_text(json.dumps(spec, indent=1), encoding="utf-8")
@@ -315,7 +317,8 @@ def annotate(executed: Path, outcome: Outcome, result: dict) -> None:
         return
     nb.metadata["lab"] = dict(nb.metadata.get("lab", {}), grading={
         "status": outcome.status, "detail": outcome.detail,
-        "confined": result.get("confined"), "replaced_cells": result.get("dropped", []),
+        "confined": result.get("confined"), "net_confined": result.get("net_confined"),
+        "replaced_cells": result.get("dropped", []),
         "checks": [{"check": r.check, "points": r.points, "max": r.max, "status": r.status}
                    for r in outcome.rows if r.check != EXECUTION_ROW]})
     nbformat.write(nb, str(executed))
@@ -377,14 +380,34 @@ def grade(submissions: list[Path], out: Path, *, timeout: float = DEFAULT_TIMEOU
         if owned_base and not settings.keep_sandboxes:
             sb.Sandbox(base).remove()
     rows = [row for outcome in outcomes for row in outcome.rows]
-    confinement = ("Landlock ABI %d" % sb.landlock_abi() if settings.confine != "none"
-                   and sb.landlock_abi() else "none (file access is not confined)")
     write_csv(rows, out / "grades.csv")
     write_report(rows, out / "report.html", notes=[
-        f"Sandbox confinement: {confinement}; memory {settings.memory_mb} MB, output "
-        f"{settings.output_mb:g} MB kept / {settings.output_hard_mb:g} MB stops the run, "
+        f"Sandbox confinement: {confinement(settings.confine)}; memory "
+        f"{settings.memory_mb} MB, output {settings.output_mb:g} MB kept / {settings.output_hard_mb:g} MB stops the run, "
         f"cell timeout {settings.timeout:g} s."])
     return outcomes
+
+
+def confinement(confine: str) -> str:
+    """What the sandbox confines on this machine, in words for the report."""
+    abi = sb.landlock_abi()
+    if confine == "none" or abi < 1:
+        return "none (file access and the network are not confined)"
+    if abi < sb.NET_ABI:
+        return (f"Landlock ABI {abi}: files; TCP ports are not confined (that needs ABI "
+                f"{sb.NET_ABI}), so kernels can reach the engines of notebooks graded at once")
+    return f"Landlock ABI {abi}: files and TCP ports (each kernel reaches only its own engine)"
+
+
+def network_warning(confine: str, jobs: int) -> str | None:
+    """A warning when kernels will not be port-confined here, else None."""
+    abi = sb.landlock_abi()
+    if confine == "none" or not 1 <= abi < sb.NET_ABI:
+        return None
+    return (f"warning: Landlock ABI {abi} cannot confine TCP ports (ABI {sb.NET_ABI}, Linux "
+            "6.7, is needed): a submission can connect to any port"
+            + (", including the engines of the notebooks graded next to it" if jobs > 1
+               else "") + " (see docs/grading.md)")
 
 
 def self_check_problems(outcomes: list[Outcome]) -> list[str]:
@@ -435,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-sandboxes", action="store_true", help="keep them afterwards")
     parser.add_argument("--pass-env", action="append", default=[], metavar="NAME",
                         help="pass this environment variable to kernels (none are by default)")
+    parser.add_argument("--allow-port", action="append", default=[], type=int, metavar="PORT",
+                        help="let kernels connect to this TCP port too, e.g. 443 for a real "
+                             "model API (by default only their own engine and ports)")
     args = parser.parse_args(argv)
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
@@ -450,7 +476,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--confine landlock: Landlock is not available on this machine")
     if args.confine == "auto" and sb.landlock_abi() < 1:
         print("warning: Landlock is not available here: submissions can read and write "
-              "anything this user can (see docs/grading.md)", file=sys.stderr)
+              "anything this user can and connect to any port (see docs/grading.md)",
+              file=sys.stderr)
+    warning = network_warning(args.confine, args.jobs)
+    if warning:
+        print(warning, file=sys.stderr)
+    if not all(0 < port < 65536 for port in args.allow_port):
+        parser.error("--allow-port takes a TCP port, 1 to 65535")
     submissions = list(args.submissions)
     if args.self_check:
         if source is None:
@@ -461,7 +493,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(memory_mb=args.memory_mb, output_mb=args.output_mb,
                         output_hard_mb=args.output_hard_mb, file_mb=args.file_mb,
                         confine=args.confine, sandbox_dir=args.sandbox_dir,
-                        keep_sandboxes=args.keep_sandboxes, pass_env=tuple(args.pass_env))
+                        keep_sandboxes=args.keep_sandboxes, pass_env=tuple(args.pass_env),
+                        allow_ports=tuple(args.allow_port))
     outcomes = grade(submissions, args.out, timeout=args.timeout, source_dir=source,
                      engine_mode=args.engine, kernel=args.kernel, jobs=args.jobs,
                      engine_url=args.engine_url, settings=settings)

@@ -8,8 +8,9 @@ outside the sandbox; it
 2. builds the notebook to run: the submission with the source's check cells put back
    (``grade_notebook.restore_checks``) and papermill's parameter cell (``grading = True``,
    ``engine_url``) injected;
-3. builds a throwaway ``Sandbox`` and starts an embedded engine for this notebook (unless
-   the spec names an engine URL);
+3. builds a throwaway ``Sandbox``, starts an embedded engine for this notebook (unless
+   the spec names an engine URL) and reserves the kernel's ``PortBlock`` (Landlock ABI >= 4:
+   the kernel may bind only those ports and connect only to them and its engine);
 4. starts the kernel through the sandbox launcher and drives it with an nbclient
    ``NotebookClient`` subclass in this process, cell by cell: learner cells as they are (the
    first error stops the notebook, as "Run All" does), source check cells as instrumented
@@ -34,6 +35,7 @@ import time
 import traceback
 from collections import deque
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
@@ -238,6 +240,17 @@ def _kernel_spec(private: Path, policy_file: Path, kernel: str) -> KernelSpecMan
     return KernelSpecManager(kernel_dirs=[str(private / "kernels")], ensure_native_kernel=False)
 
 
+def url_ports(url: str) -> list[int]:
+    """The TCP port of ``url`` (the engine the kernel must reach), or none."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    try:
+        return [parts.port or (443 if parts.scheme == "https" else 80)]
+    except ValueError:
+        return []
+
+
 def load(spec: dict) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
     """The submission and its source (the submission itself when it *is* the source);
     SourceError when the source declares checks the grader cannot score."""
@@ -298,7 +311,7 @@ def run(spec: dict) -> dict:
         return dict(result, status="unreadable", detail=f"not a readable notebook: {exc}")
     private = Path(spec["private_dir"])
     private.mkdir(parents=True, exist_ok=True)
-    box = engine = None
+    box = engine = ports = None
     limits = Limits(spec)
     log = KernelLog()
     done = threading.Event()
@@ -315,10 +328,6 @@ def run(spec: dict) -> dict:
     try:
         box = sb.Sandbox.create(Path(spec["sandbox_base"]), spec["sandbox_name"],
                                 Path(spec["copy"]))
-        policy = box.policy(memory_mb=limits.memory_mb, file_mb=spec["file_mb"],
-                            confine=spec["confine"], protected=map(Path, spec["protected"]))
-        result["confined"] = policy["confined"]
-        policy_file = box.write_policy(policy, private / "policy.json")
         url = spec["engine_url"]
         if spec["engine"] == "embedded":
             from .engine_process import EngineError, EngineProcess
@@ -329,13 +338,26 @@ def run(spec: dict) -> dict:
                 return dict(result, status="engine error",
                             detail=f"embedded engine did not start: {exc}")
             url = engine.url
+        if sb.net_confinable(spec["confine"]):
+            ports = sb.reserve_ports()
+        policy = box.policy(memory_mb=limits.memory_mb, file_mb=spec["file_mb"],
+                            confine=spec["confine"], protected=map(Path, spec["protected"]),
+                            ports=ports, connect=url_ports(url) + spec.get("allow_ports", []))
+        result["confined"], result["net_confined"] = policy["confined"], policy["net_confined"]
+        policy_file = box.write_policy(policy, private / "policy.json")
         nb, plan, result["dropped"] = prepare(submitted, source, url)
         km = AsyncKernelManager(kernel_name=KERNEL_NAME,
                                 kernel_spec_manager=_kernel_spec(private, policy_file,
                                                                  spec["kernel"]))
         km.connection_file = str(box.runtime / "kernel.json")
+        extra = {"LAB_ENGINE_URL": url, "LAB_GRADING": "1"}
+        if ports:  # the only ports this kernel may bind: its channels, then LAB_PORTS
+            km.cache_ports = False  # else the provisioner picks ephemeral ports itself
+            for channel, port in ports.channels.items():
+                setattr(km, channel, port)
+            extra["LAB_PORTS"] = ports.spare
         client = GradingClient(nb, km, plan=plan, limits=limits, kill=kill)
-        env = box.env({"LAB_ENGINE_URL": url, "LAB_GRADING": "1"}, spec.get("pass_env", []))
+        env = box.env(extra, spec.get("pass_env", []))
         watchdog = threading.Thread(target=_watch, args=(limits, sandboxed, kill, done),
                                     daemon=True, name="grade-watchdog")
         watchdog.start()
@@ -368,6 +390,8 @@ def run(spec: dict) -> dict:
         if engine:
             engine.stop()
         sb.kill_all(sb.descendants)
+        if ports:
+            ports.release()
         Path(spec["log"]).write_text(log.text(), encoding="utf-8")
         if box and not spec.get("keep_sandbox"):
             box.remove()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -26,9 +27,42 @@ class HostError(RuntimeError):
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on. In a graded kernel, one of ``LAB_PORTS`` (the only ports its
+    sandbox may bind and reach, see lab_support/sandbox.py); otherwise one the OS picks."""
+    block = _port_block()
+    if block:
+        return _free_port_in(block, host)
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+_next_in_block = 0  # round robin, so a port given out but not yet bound is not given again
+
+
+def _port_block() -> range | None:
+    first, _, last = os.environ.get("LAB_PORTS", "").partition("-")
+    if first.isdigit() and last.isdigit() and 0 < int(first) <= int(last) < 65536:
+        return range(int(first), int(last) + 1)
+    return None
+
+
+def _free_port_in(block: range, host: str) -> int:
+    global _next_in_block
+    order = [block[(_next_in_block + i) % len(block)] for i in range(len(block))]
+    for reuse in (False, True):  # a port never used first, then one left in TIME_WAIT
+        for port in order:
+            with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+                if reuse:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((host, port))
+                except OSError:  # taken, or outside what the sandbox allows
+                    continue
+            _next_in_block = block.index(port) + 1
+            return port
+    raise HostError(f"every port of LAB_PORTS={block.start}-{block.stop - 1} is in use: stop "
+                    "a host or engine this notebook started (lab.stop()) and try again")
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -19,6 +19,9 @@ confines itself, then execs ARGV, so the kernel and everything it starts inherit
   install directories and the sandbox, writing only its four writable folders and a few
   devices. From Landlock ABI 6 it also cannot signal (or ptrace) any process outside the
   sandbox, so it cannot kill the process that watches and cleans up after it.
+* **TCP ports** (Landlock ABI >= 4): ``bind`` only to the ports of the job's own
+  ``PortBlock`` and ``connect`` only to those and to the ports the grader names (the
+  notebook's engine). See "Ports" below.
 * **rlimits**: address space per process (RLIMIT_AS), file size, no core files.
 * **almost no capabilities** when run as root: the bounding set keeps only what pgserver
   needs to run Postgres as its own user (KEPT_CAPABILITIES) and the ambient set is emptied
@@ -32,20 +35,38 @@ kill, until two looks in a row find nothing).
 Without Landlock (another OS, an old kernel) the copies are still read-only by file mode,
 HOME/cwd/TMPDIR still point inside, and the limits and the process clean-up still apply;
 the policy then says ``"confined": false`` and the grader reports it.
+
+**Ports.** Landlock rules name ports when the ruleset is made, before the kernel starts, so
+"the ports this kernel binds later" cannot be a rule; ports the OS hands out on ``bind(0)``
+(the ephemeral range) are where every other job's engine and hosts live too. So each job
+reserves a ``PortBlock``: ``PORT_BLOCK_SIZE`` consecutive ports outside the ephemeral range,
+held with an exclusive ``flock`` on ``PORT_LOCK_DIR/<first>.lock`` for the job's lifetime (no
+two jobs, not even of two grader runs on one machine, hold the same block; the lock dies
+with the process). Ports of the block that something already listens on are left out. The
+kernel's five ZMQ channels take the first free ports; the rest are ``LAB_PORTS=first-last``
+in the kernel's environment, where ``lab_support.host.free_port`` picks from them, so every
+host, engine or model server the notebook starts binds inside the block. Engines the grader
+starts bind ephemeral ports, which no block contains: a kernel can connect to its own block
+and its own engine, never to another job's. Where the ABI is below 4 the policy says
+``"net_confined": false`` and the grader warns.
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import errno
+import fcntl
 import json
 import os
 import resource
 import shutil
 import signal
 import site
+import socket
 import stat
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -64,6 +85,11 @@ SHARED_MEMORY = "/dev/shm"
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".lab")
 CONFINE_MODES = ("auto", "landlock", "none")
 EXIT_CONFINEMENT_FAILED = 97
+NET_ABI = 4                     # Landlock ABI that can restrict TCP bind/connect by port
+PORT_BLOCK_SIZE = 64            # ports one job's kernel may bind (5 go to the ZMQ channels)
+KERNEL_CHANNELS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+PORT_REGION = (10_000, 65_535)  # where blocks are taken from, minus the ephemeral range
+PORT_LOCK_DIR = Path(tempfile.gettempdir()) / "lab-grader-ports"
 
 PR_SET_CHILD_SUBREAPER = 36
 PR_CAPBSET_DROP = 24
@@ -89,6 +115,100 @@ def landlock_abi() -> int:
         return landlockpy.abi_version()
     except Exception:
         return 0
+
+
+def net_confinable(confine: str) -> bool:
+    """Will a kernel confined with ``confine`` have its TCP ports restricted here?"""
+    return confine != "none" and landlock_abi() >= NET_ABI
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The ports the OS hands out on bind(0) and connect (Linux's default where unreadable)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32_768, 60_999
+
+
+def _listening(port: int) -> bool:
+    """Is some process bound to ``port`` on IPv4 or IPv6 loopback? (SO_REUSEADDR: a port
+    left in TIME_WAIT is not.)"""
+    for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        try:
+            probe = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:  # no IPv6 here
+            continue
+        with probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((address, port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRNOTAVAIL:  # ::1 missing is not "in use"
+                    return True
+    return False
+
+
+class PortBlock:
+    """Consecutive TCP ports reserved for one job's kernel; see "Ports" in the module doc."""
+
+    def __init__(self, first: int, size: int, lock_fd: int) -> None:
+        self.first, self.size, self._lock_fd = first, size, lock_fd
+        # Left out: ports something else already listens on (the kernel must not reach it).
+        self.ports = [p for p in range(first, first + size) if not _listening(p)]
+        if len(self.ports) <= len(KERNEL_CHANNELS):
+            self.release()
+            raise SandboxError(f"ports {first}-{first + size - 1} are almost all in use")
+
+    @property
+    def channels(self) -> dict[str, int]:
+        """Ports for the kernel's connection file (jupyter_client's trait names)."""
+        return dict(zip(KERNEL_CHANNELS, self.ports))
+
+    @property
+    def spare(self) -> str:
+        """``LAB_PORTS`` for the kernel: the span after the channels (busy ports are skipped
+        by ``free_port`` because it cannot bind them)."""
+        return f"{self.ports[len(KERNEL_CHANNELS)]}-{self.first + self.size - 1}"
+
+    def release(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)       # closing the file drops the flock
+            self._lock_fd = -1
+
+
+def reserve_ports(size: int = PORT_BLOCK_SIZE, lock_dir: Path | None = None) -> PortBlock:
+    """The first block of ``size`` ports outside the ephemeral range that no other job holds."""
+    lock_dir = lock_dir or PORT_LOCK_DIR
+    try:
+        lock_dir.mkdir()
+        lock_dir.chmod(0o1777)  # shared by every grading user, like /tmp itself
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise SandboxError(f"cannot make {lock_dir} for the port locks: {exc}") from exc
+    low, high = ephemeral_range()
+    for first in range(PORT_REGION[0], PORT_REGION[1] - size + 2, size):
+        last = first + size - 1
+        if first <= high and last >= low:
+            continue
+        try:
+            fd = os.open(lock_dir / f"{first}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise SandboxError(f"cannot open {lock_dir}/{first}.lock: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                continue
+            raise SandboxError(f"cannot lock {lock_dir}/{first}.lock: {exc}") from exc
+        try:
+            return PortBlock(first, size, fd)
+        except SandboxError:
+            continue
+    raise SandboxError(f"no block of {size} free ports is left between {PORT_REGION[0]} and "
+                       f"{PORT_REGION[1]} outside the ephemeral range {low}-{high}")
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -185,11 +305,14 @@ class Sandbox:
         return box
 
     def policy(self, *, memory_mb: int, file_mb: int, confine: str = "auto",
-               protected: Iterable[Path] = ()) -> dict:
+               protected: Iterable[Path] = (), ports: PortBlock | None = None,
+               connect: Iterable[int] = ()) -> dict:
         """What ``python -m lab_support.sandbox exec`` enforces for this sandbox.
 
         ``protected`` are paths the kernel must never reach (the instructor's checkout, the
         submissions, the grader's output): a read grant that contains one is an error.
+        ``ports`` may be bound and connected to, ``connect`` only connected to (the engine);
+        with Landlock ABI >= 4 every other TCP bind and connect is refused.
         """
         if confine not in CONFINE_MODES:
             raise SandboxError(f"confine must be one of {CONFINE_MODES}, not {confine!r}")
@@ -218,9 +341,13 @@ class Sandbox:
             _ensure_postgres_user()
         if os.path.isdir(SHARED_MEMORY):
             write.append(SHARED_MEMORY)
+        bind = sorted(ports.ports) if ports else []
         return {"read": read, "write": write, "devices": devices, "memory_mb": memory_mb,
                 "file_mb": file_mb, "confine": confine, "landlock_abi": abi,
-                "confined": confine != "none" and abi >= 1}
+                "confined": confine != "none" and abi >= 1,
+                "net_confined": confine != "none" and abi >= NET_ABI,
+                "bind_ports": bind,
+                "connect_ports": sorted(set(bind) | {int(p) for p in connect if 0 < int(p) < 65536})}
 
     def env(self, extra: dict[str, str] | None = None,
             pass_through: Iterable[str] = ()) -> dict[str, str]:
@@ -302,8 +429,11 @@ def _landlock(policy: dict) -> None:
     read = AccessFS.READ_FILE | AccessFS.READ_DIR | AccessFS.EXECUTE
     file_rights = (AccessFS.READ_FILE | AccessFS.WRITE_FILE | AccessFS.TRUNCATE
                    | AccessFS.IOCTL_DEV)
-    # The network is not confined: kernels bind their own ports and reach the engine.
-    with Ruleset(handled_fs=everything, handled_net=AccessNet.NONE,
+    # TCP by port (ABI >= 4; best effort drops it below): bind only in the job's block,
+    # connect only to it and the engine. UDP and Unix sockets are not port rules.
+    tcp = AccessNet.BIND_TCP | AccessNet.CONNECT_TCP
+    handled_net = tcp if policy.get("net_confined") else AccessNet.NONE
+    with Ruleset(handled_fs=everything, handled_net=handled_net,
                  scoped=Scope.SIGNAL | Scope.ABSTRACT_UNIX_SOCKET) as rules:
         for path in policy["read"]:
             rules.allow_path(path, read)
@@ -311,6 +441,10 @@ def _landlock(policy: dict) -> None:
             rules.allow_path(path, everything)
         for path in policy["devices"]:
             rules.allow_path(path, file_rights)
+        if handled_net:
+            bind = set(policy.get("bind_ports", []))
+            for port in sorted(bind | set(policy.get("connect_ports", []))):
+                rules.allow_port(port, tcp if port in bind else AccessNet.CONNECT_TCP)
         rules.restrict()
 
 

@@ -242,6 +242,40 @@ CLAIMS = {
         'gate with the forged id: {"approval_for": "r-777", "status": "approved"}',
         "forged id, validated: FAILED - request_id",
     ],
+    "24_cost.ipynb": [
+        "one run of summary-wrapped: 1 run + 2 step executions = 3 executions",
+        "10 summaries, formatting in a step: 30 executions; as plain code: 20 executions",
+        "50 events, batched: 1 run(s), 2 executions; one run per event: 50 runs, 100 executions",
+        "follow-up after 3 seconds: 2 steps -> 3 executions",
+        "wait costs the same as the 3-second one: True",
+        "one email: 1 run + 5 step executions = 6 executions",
+        "a day of 12 emails: 12 runs, 60 steps, 62 step attempts (2 retried) -> 74 executions",
+        "= 180,000 executions/month = 3.6 x Hobby's allowance",
+        "9,000,000 executions/month -> Inngest $475 on Pro",
+        "10,000 tokens per email: $0.025-$0.10 per email",
+        "$0.50 per email needs 50,000-200,000 tokens",
+    ],
+    "25_swap_engines.ipynb": [
+        "Inngest step bodies run: {'load-customer': 1, 'load-thread': 1, 'run-agent': 1, "
+        "'CRASH at before-save-draft': 1, 'save-draft-reply': 1, 'audit-handled': 1}",
+        "DBOS worker exit code: -9", "DBOS workflow while no worker runs: PENDING",
+        "DBOS step bodies run: {'load-customer': 1, 'load-thread': 1, 'run-agent': 1, "
+        "'CRASH at before-save-draft': 1, 'save-draft-reply': 1, 'audit-handled': 1}",
+        "same audit rows on both engines: True", "agent runs per email: Inngest 1 | DBOS 1",
+        "draft_saved rows per email: {'inngest': 2, 'dbos': 2}",
+        "with write_once, draft_saved rows per email: {'inngest': 1, 'dbos': 1}",
+        "two enqueues of one email id -> workflows: 1 | agent runs: 1",
+        "nobody answered: {'decision': None, 'audit': 'escalation_timed_out'}",
+    ],
+    "26_decision_trees.ipynb": [
+        "webhook branch: COMPLETED",
+        "event branch: support/refund.issued started 2 runs:",
+        "reply to the user: 202", "step.run branch: step bodies ran {'charge': 1, 'notify': 1}",
+        "sleep / sleep_until / wait_for_event: {'approved': False}",
+        "invoke + parallel: {'refunds': 2, 'risk': 0.9, 'tier': 'pro'} | child runs of score-risk: 1",
+        "the blocking handler answers: {'status': 504", "the report run itself: COMPLETED",
+        "the typo'd event is stored and started no run: True",
+    ],
 }
 
 
@@ -300,6 +334,11 @@ EMBEDDED_ONLY_CLAIMS = {
         "Saturday 16:59: run RUNNING, calls to our code since the gate opened: 0",
         "the gate opened Fri 17:00 and the run woke Sat 17:00",
     ],
+    "24_cost.ipynb": [
+        "Hobby: peak steps at once for a limit=10 function: 5", "Hobby: an 8-day sleep -> FAILED",
+        "batch_size_too_large",
+    ],
+    "26_decision_trees.ipynb": ["-> 1 run of morning-digest"],
 }
 
 

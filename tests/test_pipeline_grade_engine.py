@@ -117,6 +117,7 @@ def test_skipped_is_failed_on_the_embedded_engine(tmp_path):
         ("failed", 2)
 
 
+@pytest.mark.timeout(900)  # every course notebook, one after another
 def test_self_check_gives_full_marks_on_the_course_solutions(tmp_path, capsys):
     needs(ROOT / "solutions")
     code = grade.main(["--self-check", "--out", str(tmp_path), "--timeout", "240"])
@@ -124,6 +125,7 @@ def test_self_check_gives_full_marks_on_the_course_solutions(tmp_path, capsys):
     assert code == 0, out.out + out.err
 
 
+@pytest.mark.timeout(900)  # every course notebook, one after another
 def test_untouched_exercises_score_zero_without_crashing_the_grader(tmp_path):
     needs(ROOT / "exercises")
     code = grade.main([str(ROOT / "exercises"), "--out", str(tmp_path), "--timeout", "240"])

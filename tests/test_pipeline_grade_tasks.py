@@ -70,6 +70,16 @@ BROKEN = {
         'return lab.send("escalation/decision.made", data)',  # Task 2: no decision id
         {"a double click is recorded once; a forged id is refused",
          "two reviewers one after the other: the first decision is the one on record"}),
+    "24_cost_exercise.ipynb": (
+        '    text = f"Invoice {order[\'id\']}: {order[\'amount_cents\'] / 100:.2f} USD"   # pure: no step\n',
+        '    text = await ctx.step.run("format", lambda: f"Invoice {order[\'id\']}: '
+        '{order[\'amount_cents\'] / 100:.2f} USD")\n',  # Task 1: pure code in a step
+        {"five invoices for at most 16 executions, each sent once",
+         "the retry did not fetch or send again"}),
+    "26_decision_trees_exercise.ipynb": (
+        'lab.send("shop/payment.requested", {"order_id": order_id}, id=f"payment-{order_id}")',
+        'lab.send("shop/payment.requested", {"order_id": order_id})',  # Task 2: no event id
+        {"the double post charged the card once"}),
 }
 
 

@@ -112,3 +112,124 @@ def test_a_root_grader_creates_the_postgres_user_before_confining(tmp_path, monk
     finally:
         made.remove()
     assert asked == ["pgserver"]
+
+
+# -- TCP ports (Landlock ABI >= 4) ---------------------------------------------------------
+needs_net = pytest.mark.skipif(sandbox.landlock_abi() < sandbox.NET_ABI,
+                               reason="needs Landlock ABI >= 4 (TCP port rules)")
+
+NET_PROBE = r'''
+import json, socket, sys
+from lab_support.host import free_port
+engine, other = int(sys.argv[1]), int(sys.argv[2])
+def attempt(fn):
+    try:
+        fn()
+        return "allowed"
+    except OSError as exc:
+        return type(exc).__name__
+def connect(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+def bind(port):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+mine = free_port()
+server = socket.socket()
+server.bind(("127.0.0.1", mine))
+server.listen()
+print(json.dumps({
+    "free_port": mine,
+    "connect own engine": attempt(lambda: connect(engine)),
+    "connect other engine": attempt(lambda: connect(other)),
+    "connect own host": attempt(lambda: connect(mine)),
+    "connect ipv6 other": attempt(lambda: socket.create_connection(("::1", other), timeout=5)),
+    "bind ephemeral": attempt(lambda: bind(0)),
+    "bind other's port": attempt(lambda: bind(other + 1)),
+}))
+'''
+
+
+@pytest.fixture
+def listeners():
+    """Two loopback listeners on ephemeral ports: "our engine" and "another job's engine"."""
+    made = []
+    for _ in range(2):
+        s = __import__("socket").socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        made.append(s)
+    yield [s.getsockname()[1] for s in made]
+    for s in made:
+        s.close()
+
+
+@needs_net
+def test_a_confined_process_reaches_only_its_ports_and_its_engine(box, tmp_path, listeners):
+    engine, other = listeners
+    block = sandbox.reserve_ports(lock_dir=tmp_path / "locks")
+    try:
+        policy = box.policy(memory_mb=512, file_mb=64, confine="landlock", protected=[ROOT],
+                            ports=block, connect=[engine])
+        assert policy["net_confined"] and engine in policy["connect_ports"]
+        policy_file = box.write_policy(policy, box.root.parent / "policy.json")
+        done = subprocess.run(
+            launcher(policy_file, [sys.executable, "-c", NET_PROBE, str(engine), str(other)]),
+            cwd=box.submission, env=box.env({"LAB_PORTS": block.spare}), capture_output=True,
+            text=True, timeout=120)
+    finally:
+        block.release()
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert block.first + len(sandbox.KERNEL_CHANNELS) <= seen.pop("free_port") \
+        < block.first + block.size
+    assert seen == {"connect own engine": "allowed", "connect other engine": "PermissionError",
+                    "connect own host": "allowed", "connect ipv6 other": "PermissionError",
+                    "bind ephemeral": "PermissionError", "bind other's port": "PermissionError"}
+
+
+def test_port_blocks_are_exclusive_outside_the_ephemeral_range(tmp_path):
+    low, high = sandbox.ephemeral_range()
+    locks = tmp_path / "locks"
+    first = sandbox.reserve_ports(lock_dir=locks)
+    # Another process holds the next block: it must be skipped, not shared.
+    held = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n"),
+        str(locks / f"{first.first + first.size}.lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert held.stdout.readline().strip() == "held"
+        second = sandbox.reserve_ports(lock_dir=locks)
+        try:
+            assert second.first >= first.first + 2 * first.size
+            for block in (first, second):
+                span = range(block.first, block.first + block.size)
+                assert span[-1] < low or span[0] > high, (span, low, high)
+        finally:
+            second.release()
+    finally:
+        held.kill()
+        held.wait(10)
+    first.release()
+    again = sandbox.reserve_ports(lock_dir=locks)   # released: the first block is free again
+    assert again.first == first.first
+    again.release()
+
+
+def test_a_port_in_use_is_left_out_of_the_block(tmp_path):
+    import socket
+
+    probe = sandbox.reserve_ports(lock_dir=tmp_path / "probe")
+    probe.release()
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", probe.first + 7))
+    busy.listen()
+    try:
+        block = sandbox.reserve_ports(lock_dir=tmp_path / "locks")
+        try:
+            assert block.first == probe.first and probe.first + 7 not in block.ports
+        finally:
+            block.release()
+    finally:
+        busy.close()

@@ -11,6 +11,7 @@
 | 206 WaitForEvent      | a pause (+ timeout timer); memo = the event, or null on timeout   |
 | 206 InvokeFunction    | a child run; its result or error comes back as the memo           |
 | 206 AIGateway         | the engine makes the HTTP call itself; memo = the response body   |
+|                       | (ai_gateway.py: capped, strict JSON, else the step fails)         |
 | 5xx / timeout         | retry with backoff, unless x-inngest-no-retry; then run Failed    |
 | unreachable host      | retried until the host is back; does not use up attempts          |
 | an unusable answer    | run Failed with the reason, not retried (sdk_call.py: no ops,     |
@@ -23,19 +24,17 @@ run; an invoke from a run already ``MAX_INVOKE_DEPTH`` invokes deep fails that i
 
 from __future__ import annotations
 
-import json
 import random
 import zlib
 from typing import Any
 
-import aiohttp
-
 from . import expressions, tiers
+from .ai_gateway import call_model
 from .durations import DurationError, duration_or_time_ms
 from .ids import new_ulid, parse_time_ms, rfc3339
 from .limits import MAX_INVOKE_DEPTH, MAX_PLANS_PER_RUN, MAX_PLANS_PER_STEP
 from .models import COMPLETED, FAILED, TERMINAL, Item, Pause, Run, Step
-from .sdk_call import SdkAnswer, call_sdk, canonical_json, step_url
+from .sdk_call import SdkAnswer, call_sdk, step_url
 
 BACKOFF_S = [15, 30, 60, 120, 300, 600, 1200, 2400, 3600, 7200]
 JITTER_S = 30
@@ -319,39 +318,22 @@ class Executor:
     async def op_AIGateway(self, run: Run, item: Item, op: dict, started: int) -> None:
         engine = self.engine
         step = self._step(run, op, started)
-        opts = op.get("opts") or {}
-        url, headers = opts.get("url", ""), {"content-type": "application/json"}
-        fmt, key = opts.get("format", "openai-chat"), opts.get("auth_key") or ""
-        if fmt == "anthropic":
-            headers["x-api-key"] = key
-        elif fmt == "gemini":
-            url += ("&" if "?" in url else "?") + f"key={key}"
-        elif fmt == "bedrock":
-            headers["authorization"] = key
-        elif key:
-            headers["authorization"] = f"Bearer {key}"
-        headers.update(opts.get("headers") or {})
         engine.scheduler.busy_external += 1
         try:
-            async with engine.http.post(url, data=canonical_json(opts.get("body")),
-                                        headers=headers,
-                                        timeout=aiohttp.ClientTimeout(total=engine.sdk_timeout_s)) as resp:
-                raw = await resp.read()
-                ok, status, text = resp.status < 300, resp.status, raw.decode("utf-8", "replace")
-        except Exception as exc:  # network errors are AI-gateway failures, retried below
-            ok, status, text = False, 0, str(exc)
+            answer = await call_model(engine.http, op.get("opts"), engine.sdk_timeout_s)
         finally:
             engine.scheduler.busy_external -= 1
         if run.status in TERMINAL:
             return
         step.info = {"type": "RunStepInfo", "aiRequest": True}
-        if ok:
-            try:
-                value: Any = {"data": json.loads(text)}
-            except ValueError:
-                value = {"data": text}
-            self.engine.resolve_step(run, op["id"], value, status="COMPLETED")
+        if answer.kind == "ok":
+            self.engine.resolve_step(run, op["id"], {"data": answer.data}, status="COMPLETED")
             return
+        if answer.kind == "unusable":      # the same request would get the same answer
+            err = {"name": "AIGatewayError", "message": answer.message, "stack": ""}
+            self.engine.resolve_step(run, op["id"], {"error": err}, status="FAILED")
+            return
+        status, text = answer.status, answer.text
         if item.attempt + 1 < run.max_attempts:
             step.attempts.append({"attempt": item.attempt, "status": "FAILED",
                                   "started_at": started, "ended_at": engine.now(),

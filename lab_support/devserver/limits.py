@@ -35,6 +35,11 @@ MAX_PLANS_PER_STEP = 10               # StepPlanned for one step before the run 
 MAX_PLANS_PER_RUN = 2000              # StepPlanned ops in one run before the run fails
 MAX_INVOKE_DEPTH = 10                 # a run invoked by a run invoked by ... at most this deep
 
+# -- what a model provider answers to step.ai.infer (executor.py op_AIGateway) -----------
+AI_REPLY_MAX_BYTES = SDK_REPLY_MAX_BYTES   # it becomes a step's memo, like a step's output
+AI_CONNECT_TIMEOUT_S = 30.0           # connecting to the provider
+AI_REQUEST_MAX_S = 600.0              # the whole call, whatever --sdk-timeout says
+
 # -- time (clock.py, durations.py) ---------------------------------------------------------
 CLOCK_MAX_MS = 4_102_444_800_000      # 2100-01-01T00:00:00Z: no request moves the clock past it
 CLOCK_HARD_MAX_MS = 221_845_392_000_000   # 9000-01-01: nor the engine's own jump to a timer

@@ -95,7 +95,7 @@ async def call_sdk(session: aiohttp.ClientSession, url: str, payload: dict, head
     try:
         async with session.post(url, data=body, headers=headers,
                                 timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
-            raw = await _read_capped(resp)
+            raw = await read_capped(resp)
             if raw is None:
                 return SdkAnswer("error", resp.status, no_retry=True,
                                  message=f"the app's answer is larger than the limit of "
@@ -115,14 +115,15 @@ async def call_sdk(session: aiohttp.ClientSession, url: str, payload: dict, head
         return SdkAnswer("error", message=f"request to the app failed: {exc!r}")
 
 
-async def _read_capped(resp: aiohttp.ClientResponse) -> bytes | None:
-    """The answer's body, or None once it passes SDK_REPLY_MAX_BYTES (reading stops)."""
-    if resp.content_length is not None and resp.content_length > SDK_REPLY_MAX_BYTES:
+async def read_capped(resp: aiohttp.ClientResponse,
+                      cap: int = SDK_REPLY_MAX_BYTES) -> bytes | None:
+    """The answer's body, or None once it passes ``cap`` bytes (reading stops there)."""
+    if resp.content_length is not None and resp.content_length > cap:
         return None
     raw = bytearray()
     async for chunk in resp.content.iter_chunked(64 * 1024):
         raw.extend(chunk)
-        if len(raw) > SDK_REPLY_MAX_BYTES:
+        if len(raw) > cap:
             return None
     return bytes(raw)
 

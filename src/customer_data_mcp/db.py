@@ -94,6 +94,7 @@ def stop_embedded(pgdata: str | Path | None = None) -> None:
     with _lock:
         server = _servers.pop(path, None)
     if server is not None:
+        _prune_dead_handles(path)  # a killed worker's stale entry would keep it running
         server.cleanup()
 
 

@@ -10,6 +10,11 @@ engine/engine_ping.ipynb is the only one that talks to the embedded engine.
 hostile/<who>/fizz.ipynb attack the grader (issue 9, findings 10-12); each solves a known
 part of the exercise, so the test can say exactly what it must score. zoe is alice again,
 graded after the attacks.
+
+net/solutions/netlab.ipynb runs a function through its engine and a host of its own;
+net/<who>/netlab.ipynb are graded side by side (``--jobs 2``): ada is right, mallory_net
+(wrong task) and mallory_net2 (right task) scan every listening port and attack any other
+engine serving the same exercise (reset it, send it an event).
 """
 
 from __future__ import annotations
@@ -216,6 +221,105 @@ def hostile(solution: list[str], right_fizz: str, right_total: str) -> dict[str,
     }
 
 
+NET_SETUP = ("import json\nimport httpx\nimport inngest\nfrom fastapi import FastAPI\n"
+             "from lab_support import lab\nfrom lab_support.checks import check\n"
+             "from lab_support.host import ThreadedHost\n\n"
+             'client = inngest.Inngest(app_id="netlab", is_production=False)')
+NET_TASK = ('@client.create_function(fn_id="greet", trigger=inngest.TriggerEvent(event="netlab/greet"))\n'
+            "async def greet(ctx: inngest.Context) -> str:\n"
+            "    # BEGIN SOLUTION\n"
+            '    name = await ctx.step.run("name", lambda: ctx.event.data["name"])\n'
+            '    return f"hello {name}"\n'
+            "    # END SOLUTION\n\n\nlab.start([greet], quiet=True)")
+NET_CHECK_RUN = ('with check("greet runs through the engine", points=2):\n'
+                 '    run = lab.wait(lab.send("netlab/greet", {"name": "ada"}), timeout=60)\n'
+                 '    assert json.loads(run["output"]) == "hello ada", run')
+NET_HOST = ('pong = FastAPI()\npong.get("/ping")(lambda: {"pong": True})\n'
+            "side = ThreadedHost(pong).start()")
+NET_CHECK_HOST = ('with check("the kernel reaches its own host", points=1):\n'
+                  '    assert httpx.get(side.url + "/ping", timeout=10).json() == {"pong": True}')
+NET_HIDDEN = ('# HIDDEN CHECK\nwith check("only this notebook used its engine", points=1):\n'
+              '    sent = [e["data"] for e in lab.events(name="netlab/greet")]\n'
+              '    assert sent == [{"name": "ada"}], sent')
+WRONG_GREET = ('@client.create_function(fn_id="greet", trigger=inngest.TriggerEvent(event="netlab/greet"))\n'
+               "async def greet(ctx: inngest.Context) -> str:\n"
+               '    return "hi"\n\n\nlab.start([greet], quiet=True)')
+RIGHT_GREET = ('@client.create_function(fn_id="greet", trigger=inngest.TriggerEvent(event="netlab/greet"))\n'
+               "async def greet(ctx: inngest.Context) -> str:\n"
+               '    name = await ctx.step.run("name", lambda: ctx.event.data["name"])\n'
+               '    return f"hello {name}"\n\n\nlab.start([greet], quiet=True)')
+# Finds every listening TCP port in /proc/net/tcp{,6}, tries each but its own engine for
+# 10 s (while the notebooks graded next to it run), and attacks any embedded engine that
+# serves this exercise's app. Other engines it only reads (tests run on shared machines).
+NET_SCAN = '''import json, os, socket, time, urllib.parse
+own = urllib.parse.urlsplit(os.environ["LAB_ENGINE_URL"]).port
+
+
+def listening():
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 3 and fields[3] == "0A":  # LISTEN
+                found.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return found - {own}
+
+
+reached, refused, other = {}, set(), set()
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    for port in sorted(listening() - refused - other - set(reached)):
+        if time.monotonic() > deadline:
+            break
+        base = f"http://127.0.0.1:{port}"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except PermissionError:
+            refused.add(port)
+            continue
+        except OSError:
+            other.add(port)
+            continue
+        try:
+            info = httpx.get(base + "/dev", timeout=1).json()
+        except Exception:  # not HTTP, not JSON, or it hung up
+            info = None
+        if not (isinstance(info, dict) and info.get("engine") == "embedded"):
+            other.add(port)
+            continue
+        reached[port] = "read"
+        try:
+            if httpx.get(base + "/v1/apps/netlab/functions", timeout=5).json():
+                httpx.post(base + "/e/key", timeout=5,
+                           json={"name": "netlab/greet", "data": {"name": "mallory"}})
+                httpx.post(base + "/lab/v1/reset", timeout=5)
+                reached[port] = "attacked"
+        except Exception:
+            pass
+    time.sleep(0.5)
+print("NET " + json.dumps({"reached": reached, "refused": sorted(refused)}))'''
+
+
+def net_fixtures() -> None:
+    solution = [PARAMETERS, NET_SETUP, NET_TASK, NET_CHECK_RUN, NET_HOST, NET_CHECK_HOST,
+                NET_HIDDEN]
+    source = assign.clean_notebook(notebook("netlab", solution), "netlab.ipynb")
+    write(source, HERE / "net" / "solutions" / "netlab.ipynb")
+    exercise = assign.make_exercise(source, "netlab.ipynb")
+    # Exercise cells: 0 title, 1 parameters, 2 setup, 3 task, 4 check, 5 host, 6 check.
+    for who, task, scan in (("ada", RIGHT_GREET, False), ("mallory_net", WRONG_GREET, True),
+                            ("mallory_net2", RIGHT_GREET, True)):
+        nb = copy.deepcopy(exercise)
+        nb.cells[3].source = task
+        if scan:
+            with_cells(nb, 2, NET_SCAN, ids=("net-scan",))
+        write(nb, HERE / "net" / who / "netlab.ipynb")
+
+
 def write(nb: nbformat.NotebookNode, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(assign.dumps(nb), encoding="utf-8")
@@ -252,6 +356,7 @@ def main() -> None:
         '    runs = httpx.get(url + "/lab/v1/runs", timeout=10).json()["data"]\n'
         '    assert runs == [], runs',
     ]), "engine_ping.ipynb"), HERE / "engine" / "engine_ping.ipynb")
+    net_fixtures()
     # A lab-only check: passes on the embedded engine, is skipped (0 of 0) on a real server.
     write(assign.clean_notebook(notebook("skip_on_real", [
         PARAMETERS,
