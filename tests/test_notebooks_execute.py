@@ -78,6 +78,21 @@ CLAIMS = {
     "03_webhook_triggers.ipynb": [
         "runs for the Stripe event: 1", "runs for our own event:    0", "runs for this event: []",
     ],
+    "11_concurrency_throttling.ipynb": [
+        "events sent: 1000; runs of this burst: {'COMPLETED': 1000}",
+        "skipped runs: 0 | events that started no run: 0",
+        "peak executing steps: 10; c-angry at most 2",
+        "calls waiting for a slot while 10 executed: up to 990",
+        "steps executing at once: 10 (c-angry: 2)",
+        "without the key: c-angry held up to 10 slots",
+        "sleepy-drafts: 5 runs under limit=1 finished 8 s after the burst; runs in progress at "
+        "once: 5; steps executing at once: 1",
+        "busy-drafts: 5 runs under limit=1 finished 40 s after the burst",
+        "started at once: 101; start 102 came 0.6 s later; the last one 29.4 s after the burst",
+        "runs started in the burst's first minute: 150",
+        "the unthrottled burst got 429s: True; with Throttle(14/min): 0 429s",
+        "longest wait to start: 0.0 s; 429s: 0",
+    ],
     "04_idempotency.ipynb": [
         "step bodies run: {'lookup-order': 1, 'issue-provider-refund': 1, 'audit-refund': 1}",
         "money moved: 5000 cents for a 2500-cent refund",

@@ -80,7 +80,7 @@ def test_concept_notebook_follows_the_teaching_pattern(path):
     assert "learning goals" in text or "by the end of this notebook" in text
     assert "break it" in text, "one deliberate 'break it' experiment"
     assert "## summary" in text
-    assert re.search(r"\]\((0\d_[a-z_]+\.ipynb)\)|exercises/0\d_", markdown(nb)), "link onward"
+    assert re.search(r"\]\((\d\d_[a-z_0-9]+\.ipynb)\)|exercises/\d\d_", markdown(nb)), "link onward"
     assert source.count("lab.predict(") >= 2, "PRIMM prompts as predict widgets"
     assert "lab.watch(" in source or "lab.trace(" in source, "show the run view"
     assert "lab.start(" in source and "lab.stop()" in source
