@@ -7,10 +7,11 @@ KERNEL  := production-worker-lab
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: lab test setup kernel browser-deps clean-state notebooks exercises grade-self-check bench help
+.PHONY: lab test test-real setup kernel browser-deps clean-state notebooks exercises grade-self-check bench help
 
 help:
 	@echo "make lab    - install into .venv, register the '$(KERNEL)' kernel, open JupyterLab"
+	@echo "make kernel - register the kernel for a Jupyter outside .venv"
 	@echo "make test   - same setup, then the whole test suite (what CI runs)"
 	@echo "make bench  - engine latency/throughput benchmark"
 
@@ -23,14 +24,19 @@ $(STAMP): pyproject.toml
 	else \
 		$(BIN)/python -m pip install -q --upgrade pip && $(BIN)/python -m pip install -q -e '.[dev]'; \
 	fi
-	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Production Worker Lab" >/dev/null
+	@$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Production Worker Lab" >/dev/null
+	@$(BIN)/python -m lab_support.launch --settings-only >/dev/null
 	@touch $@
 
+# For a Jupyter outside .venv (VS Code, a system JupyterLab): register the kernel per user.
 kernel: $(STAMP)
-	$(BIN)/python -m ipykernel install --user --name $(KERNEL) --display-name "Production Worker Lab"
+	@$(BIN)/python -m ipykernel install --user --name $(KERNEL) --display-name "Production Worker Lab" >/dev/null
+	@echo "Registered the '$(KERNEL)' kernel for your user: pick \"Production Worker Lab\" under Kernel > Change Kernel."
 
-lab: $(STAMP) kernel
-	$(BIN)/jupyter lab notebooks/00_quick_win.ipynb
+# JupyterLab on the repository root, opened on notebook 00; the server log goes to .lab/.
+# LAB_IP=0.0.0.0 inside a container, LAB_PORT=..., LAB_NO_BROWSER=1, LAB_ARGS="--flag".
+lab: $(STAMP)
+	@$(BIN)/python -m lab_support.launch
 
 # Browser tests use Debian's chromium (Playwright's own browser download fails offline).
 browser-deps:
@@ -42,10 +48,17 @@ browser-deps:
 test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# notebooks/*.md and solutions/*.md are the sources (jupytext pairs); exercises come from solutions/.
+# The real-server lane: every notebook and solution on a real `inngest dev` (INNGEST_DEV, or an
+# `inngest` binary on PATH started per notebook). Skips with the reason when there is neither.
+test-real: $(STAMP)
+	$(BIN)/python -m pytest -m real -rA $(PYTEST_ARGS) tests/test_real_server.py
+
+# notebooks/*.md and solutions/*.md are the sources (jupytext pairs); exercises come from solutions/;
+# the course home (notebooks/README.md) from every notebook's first cell.
 notebooks: $(STAMP)
 	$(BIN)/python -m lab_support.notebook_pairs
 	$(BIN)/python -m lab_support.assign
+	$(BIN)/python -m lab_support.course
 
 exercises: $(STAMP)
 	$(BIN)/python -m lab_support.assign

@@ -157,7 +157,24 @@ def record(result: CheckResult) -> None:
     """Keep and show one result (also used by checks built elsewhere)."""
     with _lock:
         _results.append(result)
+        listeners = list(_listeners)
+    for listener in listeners:
+        try:
+            listener(result)
+        except Exception:  # a listener (lab.progress's file) must never break a check
+            pass
     _show(result)
+
+
+_listeners: list = []
+
+
+def on_record(listener) -> None:
+    """Also hand every result recorded in this process to ``listener(result)``: how a
+    learner's kernel keeps its results for ``lab.progress()`` (``lab_support.progress``)."""
+    with _lock:
+        if listener not in _listeners:
+            _listeners.append(listener)
 
 
 def _not_on_real_server(exc: BaseException | None) -> bool:

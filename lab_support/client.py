@@ -3,28 +3,42 @@
 It uses only what both serve: ``POST /e``, ``GET /dev``, REST v1 and GraphQL at ``/v0/gql``.
 The lab-only ``/lab/v1`` calls (clock, chaos) raise ``NotOnRealServer`` on a real server.
 
-Two quirks of the real server shape this file: GET responses under ``/v1`` are cached for a
+Three quirks of the real server shape this file: GET responses under ``/v1`` are cached for a
 few seconds by URL (so every GET carries a unique ``_`` query parameter, and live status is
-read through GraphQL, which is POST), and GET errors come back as HTTP 200 with the real
-status inside the body (so bodies are checked for ``status`` >= 400).
+read through GraphQL, which is POST); GET errors come back as HTTP 200 with the real status
+inside the body (so bodies are checked for ``status`` >= 400); and the row GraphQL reads for
+a run is written 20-90 ms after REST lists the run, so "not found" from GraphQL
+(``sql: no rows in result set`` there, ``run … not found`` / ``no root span`` on the embedded
+engine) is polled for up to ``NOT_FOUND_WAIT_S`` before it counts (``RunNotFound``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import os
 import time
 from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 
-EVENT_KEY = "NO_EVENT_KEY_SET"
+# The SDK's own rule: INNGEST_EVENT_KEY when set (an engine started with it requires it).
+EVENT_KEY = os.environ.get("INNGEST_EVENT_KEY") or "NO_EVENT_KEY_SET"
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "SKIPPED"})
 # REST status strings → the GraphQL enum, so callers see one vocabulary.
 REST_TO_GQL = {"Scheduled": "QUEUED", "Running": "RUNNING", "Completed": "COMPLETED",
                "Failed": "FAILED", "Cancelled": "CANCELLED", "Skipped": "SKIPPED"}
 EPOCH = "1970-01-01T00:00:00Z"
+# GraphQL "not found yet": the real server's row lags REST; the embedded engine's wording.
+NOT_FOUND_MARKERS = ("no rows in result set", "not found", "no root span found")
+NOT_FOUND_WAIT_S = 5.0
+NOT_FOUND_POLL_S = 0.05
+# A real server's output and trace catch up after the run's status.
+OUTPUT_WAIT_S = 3.0
+TRACE_SETTLE_S = 3.0
+TRACE_SETTLE_POLL_S = 0.3
 
 RUN_FIELDS = """id status queuedAt startedAt endedAt output triggerIDs eventName
   function { slug name }"""
@@ -42,6 +56,20 @@ class LabClientError(RuntimeError):
 
 class NotOnRealServer(LabClientError):
     """A lab-only feature (virtual clock, chaos) was used against a real dev server."""
+
+
+class RunNotFound(LabClientError):
+    """GraphQL still did not know the run (or its trace) after the bounded wait."""
+
+
+def is_not_found(message: str) -> bool:
+    text = message.lower()
+    return any(marker in text for marker in NOT_FOUND_MARKERS)
+
+
+def step_hash(step_id: str) -> str:
+    """The engine's id for a user step id: SHA-1 hex, as the SDK computes it."""
+    return hashlib.sha1(step_id.encode()).hexdigest()
 
 
 def to_rfc3339(value: datetime | str | None) -> str | None:
@@ -62,6 +90,17 @@ def parse_time(value: str | None) -> datetime | None:
         frac = "".join(itertools.takewhile(str.isdigit, rest))
         text = f"{head}.{frac[:6].ljust(6, '0')}{rest[len(frac):]}"
     return datetime.fromisoformat(text)
+
+
+def _attempts_as_counts(span: dict | None) -> dict | None:
+    """A real server's span ``attempts`` is the last attempt's 0-based index; the embedded
+    engine's (and every caller's) is a count."""
+    if not span:
+        return span
+    out = dict(span, attempts=int(span.get("attempts") or 0) + 1)
+    if span.get("childrenSpans"):
+        out["childrenSpans"] = [_attempts_as_counts(c) for c in span["childrenSpans"]]
+    return out
 
 
 class EngineClient:
@@ -122,7 +161,24 @@ class EngineClient:
             raise LabClientError(f"{what} → {body['status']}: {body['error']}")
         return body
 
-    def gql(self, query: str, variables: dict | None = None) -> dict:
+    def gql(self, query: str, variables: dict | None = None, *,
+            not_found_wait: float = 0.0) -> dict:
+        """One GraphQL call. With ``not_found_wait`` > 0, a "not found" answer is asked
+        again until that many seconds have passed, then raised as ``RunNotFound``."""
+        deadline = time.monotonic() + not_found_wait
+        pause = NOT_FOUND_POLL_S
+        while True:
+            try:
+                return self._gql_once(query, variables)
+            except LabClientError as exc:
+                if not is_not_found(str(exc)):
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise RunNotFound(str(exc)) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+    def _gql_once(self, query: str, variables: dict | None) -> dict:
         try:
             resp = self._http.post("/v0/gql", json={"query": query,
                                                     "variables": variables or {}})
@@ -179,43 +235,110 @@ class EngineClient:
         while len(out) < limit:
             page = self.gql(query, {"first": min(100, limit - len(out)), "after": after,
                                     "filter": flt})["runs"]
-            out += [edge["node"] for edge in page["edges"]]
+            out += [self._with_output(edge["node"]) for edge in page["edges"]]
             if not page["pageInfo"]["hasNextPage"] or not page["edges"]:
                 break
             after = page["pageInfo"]["endCursor"]
         return out
 
-    def run(self, run_id: str) -> dict:
-        data = self.gql(f"query($id:String!) {{ run(runID:$id) {{ {RUN_FIELDS} }} }}",
-                        {"id": run_id})
-        if not data.get("run"):
-            raise LabClientError(f"No run with id {run_id!r}.")
-        return data["run"]
+    def run(self, run_id: str, *, wait: float = NOT_FOUND_WAIT_S) -> dict:
+        """One run, live status. A run GraphQL does not know yet is asked for again for up
+        to ``wait`` seconds (``wait=0``: ask once), then ``RunNotFound``."""
+        deadline = time.monotonic() + wait
+        while True:
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                data = self.gql(f"query($id:String!) {{ run(runID:$id) {{ {RUN_FIELDS} }} }}",
+                                {"id": run_id}, not_found_wait=remaining)
+            except RunNotFound:
+                data = {}
+            if data.get("run"):
+                return self._with_output(data["run"])
+            if time.monotonic() >= deadline:
+                raise RunNotFound(f"No run with id {run_id!r}"
+                                  + (f" after {wait:.0f} s." if wait else "."))
+            time.sleep(NOT_FOUND_POLL_S)
 
-    def trace(self, run_id: str, *, memo_field: bool = False) -> dict:
-        """The run's root span with step spans (and their attempts) as children."""
+    def _with_output(self, run: dict) -> dict:
+        """A real server marks a run finished a moment before it stores the output: a
+        finished run without one is read again for up to ``OUTPUT_WAIT_S``."""
+        if run.get("output") is not None or run.get("status") not in ("COMPLETED", "FAILED") \
+                or self.kind == "embedded":
+            return run
+        query = f"query($id:String!) {{ run(runID:$id) {{ {RUN_FIELDS} }} }}"
+        deadline = time.monotonic() + OUTPUT_WAIT_S
+        while time.monotonic() < deadline:
+            time.sleep(NOT_FOUND_POLL_S * 2)
+            again = self.gql(query, {"id": run["id"]}).get("run") or {}
+            if again.get("output") is not None:
+                return again
+        return run
+
+    def trace(self, run_id: str, *, memo_field: bool = False, settle: bool = False) -> dict:
+        """The run's root span with step spans (and their attempts) as children.
+
+        Real server: attempts become counts, and ``settle`` reads again until two reads
+        agree (its spans catch up a little after the run's status)."""
         extra = " memoized" if memo_field else ""
         query = f"""query($id:String!) {{ runTrace(runID:$id) {{
             name status startedAt endedAt outputID
             childrenSpans {{ {SPAN_FIELDS}{extra}
               childrenSpans {{ name status attempts startedAt endedAt outputID }} }} }} }}"""
-        return self.gql(query, {"id": run_id})["runTrace"]
+        if self.kind == "embedded":
+            return self.gql(query, {"id": run_id}, not_found_wait=NOT_FOUND_WAIT_S)["runTrace"]
+        deadline = time.monotonic() + TRACE_SETTLE_S
+        trace = None
+        while True:
+            again = self.gql(query, {"id": run_id}, not_found_wait=NOT_FOUND_WAIT_S)["runTrace"]
+            if not settle or again == trace or time.monotonic() >= deadline:
+                # Only a real server counts from 0 (asked of /dev, not of ``kind``, which
+                # tests override to drive these paths on the embedded engine).
+                zero_based = self.info().get("engine") != "embedded"
+                return _attempts_as_counts(again) if zero_based else again
+            trace = again
+            time.sleep(TRACE_SETTLE_POLL_S)
 
     def span_output(self, output_id: str) -> dict:
         query = """query($id:String!) { runTraceSpanOutputByID(outputID:$id) {
             data error { message name stack } } }"""
-        return self.gql(query, {"id": output_id})["runTraceSpanOutputByID"] or {}
+        return self.gql(query, {"id": output_id},
+                        not_found_wait=NOT_FOUND_WAIT_S)["runTraceSpanOutputByID"] or {}
 
     def trigger(self, run_id: str) -> dict:
         query = """query($id:String!) { runTrigger(runID:$id) {
             eventName IDs payloads timestamp isBatch batchID cron } }"""
-        return self.gql(query, {"id": run_id})["runTrigger"] or {}
+        return self.gql(query, {"id": run_id},
+                        not_found_wait=NOT_FOUND_WAIT_S)["runTrigger"] or {}
 
     def event_runs(self, event_id: str) -> list[dict]:
         """Runs an event started (REST; its status can be stale on the real server, so
         callers re-read each run through GraphQL)."""
         body = self._get_json(f"/v1/events/{event_id}/runs")
         return body.get("data") or []
+
+    def event(self, event_id: str) -> dict | None:
+        """One stored event by its internal id (``id`` in it is the sender's id), or None."""
+        try:
+            body = self._get_json(f"/v1/events/{event_id}")
+        except LabClientError:
+            return None
+        data = (body or {}).get("data")
+        return data if isinstance(data, dict) and data.get("name") else None
+
+    def rest_events(self, *, name: str | None = None,
+                    received_after: datetime | str | None = None, cursor: str | None = None,
+                    limit: int = 50) -> list[dict]:
+        """Recent events through REST ``/v1/events`` (newest first, older ones after
+        ``cursor``, an internal id; no internal events), with both ids of each event."""
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        if name:
+            params["name"] = name
+        if received_after is not None:
+            params["received_after"] = to_rfc3339(received_after)
+        body = self._get_json("/v1/events", params)
+        return list((body or {}).get("data") or [])
 
     # -- control -------------------------------------------------------------------------
     def cancel_run(self, run_id: str) -> None:

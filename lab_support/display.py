@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 
 
 def in_kernel() -> bool:
@@ -76,6 +77,20 @@ def table_html(rows: list[tuple[str, str]], title: str, css_class: str) -> str:
                     f"<td style='text-align:left'>{v}</td></tr>" for k, v in rows)
     return (f"<div class='{css_class}'><b>{html.escape(title)}</b>"
             f"<table>{cells}</table></div>")
+
+
+def notebook_name() -> str | None:
+    """The notebook this kernel runs, as the Jupyter server named it (``JPY_SESSION_NAME``,
+    which ipykernel also puts in ``__session__``); None in papermill or a plain script."""
+    name = os.environ.get("JPY_SESSION_NAME")
+    if not name:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return None
+        shell = get_ipython()
+        name = getattr(shell, "user_ns", {}).get("__session__") if shell is not None else None
+    return str(name) if name else None
 
 
 def cell_number() -> int | None:

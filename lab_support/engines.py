@@ -135,7 +135,16 @@ def project_root(start: Path | None = None) -> Path:
     return here
 
 
+STATE_DIR_ENV = "LAB_STATE_DIR"
+
+
 def lab_state_dir(start: Path | None = None) -> Path:
+    """Where the learner's state lives: ``<project root>/.lab``. The tests set
+    ``LAB_STATE_DIR`` to a folder of their own (the grader's sandbox has its own project
+    copy), so they never write into the learner's predictions, progress or engine."""
+    override = os.environ.get(STATE_DIR_ENV, "").strip()
+    if override:
+        return Path(override).expanduser().resolve()
     return project_root(start) / ".lab"
 
 

@@ -5,6 +5,9 @@
   engine's runs and the host's port.
 * ``process``: ``python -m lab_support.process_host`` serves functions imported from a
   module, so ``kill()`` is a real crash (SIGKILL) in the middle of a step.
+
+Both put ``host_faults.FaultInjector`` in front of the SDK: host-side chaos and Retry-After
+for real dev servers, controlled over HTTP at ``faults_url`` (a no-op until rules are set).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import httpx
 
 from .engine_process import terminate
 from .host import HostError, ThreadedHost, free_port
+from .host_faults import CONTROL_PATH, FaultInjector
 
 SERVE_PATH = "/api/inngest"
 PROCESS_READY_TIMEOUT_S = 20.0
@@ -81,8 +85,9 @@ class ThreadHost:
     def __init__(self, app, port: int | None = None, *, serve_path: str = SERVE_PATH,
                  lifespan: str = "off") -> None:
         self.swappable = SwappableApp(app)
+        self.faults = FaultInjector(self.swappable)  # outside the swap: rules survive update()
         self.serve_path = serve_path
-        self._server = ThreadedHost(self.swappable, port=port, lifespan=lifespan)
+        self._server = ThreadedHost(self.faults, port=port, lifespan=lifespan)
 
     @property
     def base_url(self) -> str:
@@ -91,6 +96,10 @@ class ThreadHost:
     @property
     def url(self) -> str:
         return self._server.url + self.serve_path
+
+    @property
+    def faults_url(self) -> str:
+        return self._server.url + CONTROL_PATH
 
     def start(self, timeout: float = 5.0) -> "ThreadHost":
         self._server.start(timeout=timeout)
@@ -140,16 +149,24 @@ class ProcessHost:
         self.engine_url = engine_url
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
+        # lab.hours(...) in the child scales like the kernel's (set by lab.start).
+        self.seconds_per_hour: float | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}{SERVE_PATH}"
+
+    @property
+    def faults_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{CONTROL_PATH}"
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "lab_support.process_host", "--module", self.module,
                "--app-id", self.app_id, "--engine", self.engine_url, "--port", str(self.port)]
         for fn_id in self.fn_ids:
             cmd += ["--fn-id", fn_id]
+        if self.seconds_per_hour is not None:
+            cmd += ["--seconds-per-hour", str(self.seconds_per_hour)]
         return cmd
 
     def start(self, timeout: float = PROCESS_READY_TIMEOUT_S) -> "ProcessHost":

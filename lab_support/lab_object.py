@@ -13,10 +13,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from . import tracing
-from .client import EngineClient, LabClientError
+from .client import EngineClient, LabClientError, NotOnRealServer
 from .controls import Chaos, Clock
-from .display import show, table_html
+from .display import in_kernel, notebook_name, show, table_html
 from .engines import (
     AdoptedEngine,
     EngineChoice,
@@ -34,12 +36,14 @@ from .function_host import (
     make_client,
     sync,
 )
-from .host import free_port
+from .host import HostError, free_port
 from .runs import RunList, normalize_status
 
 DEFAULT_WAIT_S = 30.0
 # On a real dev server one production hour lasts this many real seconds (see lab.hours).
 REAL_SECONDS_PER_HOUR = 10.0
+# On a real dev server the lab's host asks for retries after this many seconds (Retry-After).
+REAL_RETRY_AFTER_S = 2.0
 
 
 class Lab:
@@ -56,13 +60,18 @@ class Lab:
         self.predictions: dict[str, Any] = {}
         self.state_dir: Path = lab_state_dir()
         self.seconds_per_hour = REAL_SECONDS_PER_HOUR
+        self.retry_after_s: float | None = REAL_RETRY_AFTER_S
         self.clock = Clock(self)
         self.chaos = Chaos(self)
         self._served_app = None  # lab.start(app=...): the app being served (worker_host)
         self._worker_env = None
         self._model = None
+        if in_kernel():  # a learner's kernel: lab.check results feed lab.progress()
+            from .progress import keep_check_results
+
+            keep_check_results(self.state_dir)
         # A kernel shut down without lab.stop() must not leave its engine running.
-        atexit.register(self.stop)
+        atexit.register(self.stop, quiet=True)
 
     # ------------------------------------------------------------------ start / stop
     def start(self, functions=None, app_id: str | None = None, engine: str = "auto",
@@ -93,11 +102,15 @@ class Lab:
             module = importable_module(functions)
             self._host = ProcessHost(module, [f.id for f in functions], app_id, self.api.url,
                                      log_path=self.state_dir / "process-host.log",
-                                     port=port).start()
+                                     port=port)
+            self._host.seconds_per_hour = self.seconds_per_hour
+            self._host.start()
         if isinstance(self._engine_proc, RealDevProcess) and not self._engine_proc.alive():
             self._engine_proc.start()
+        self._configure_host()
         self.set_tier(tier)  # before the sync: a plan's limits apply to it
         sync(self._host.url)
+        self._clear_chaos("lab.start", quiet)
         if not quiet:
             self.status()
         return self
@@ -118,8 +131,45 @@ class Lab:
             self._host.module = importable_module(functions)
             self._host.fn_ids = [f.id for f in functions]
             self._host.start()
+            self._configure_host()
         sync(self._host.url)
+        self._clear_chaos("lab.update", quiet=False)
         return self
+
+    def _configure_host(self) -> None:
+        """On a real dev server the host shortens retry backoff (``retry_after_s``)."""
+        if self._host is None or self.api is None:
+            return
+        delay = self.retry_after_s if self.api.kind != "embedded" else None
+        try:
+            httpx.put(self._host.faults_url + "/settings", json={"retry_after_s": delay},
+                      timeout=10).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise HostError(f"The function host did not take its settings: {exc}") from exc
+
+    def require_embedded(self, what: str) -> None:
+        """Raise ``NotOnRealServer`` on a real dev server: in a graded check, for a property
+        only the embedded engine shows (the check is then recorded skipped, not failed)."""
+        if self._require_engine().kind != "embedded":
+            raise NotOnRealServer(f"{what} cannot be observed on a real dev server.")
+
+    def embedded_only(self, what_you_would_see: str) -> bool:
+        """For a cell with no real-server equivalent: True on the embedded engine; on a real
+        dev server, shows what the learner would have seen there and returns False."""
+        if self._require_engine().kind == "embedded":
+            return True
+        from .controls import real_server_notice
+
+        real_server_notice(f"skipped here (embedded engine only). There you would see: "
+                           f"{what_you_would_see}")
+        return False
+
+    def _clear_chaos(self, who: str, quiet: bool) -> None:
+        """New code starts with no faults armed for the old code (see lab.chaos)."""
+        removed = self.chaos.clear_leftovers()
+        if removed and not quiet:
+            what = ", ".join(f"{r['mode']} on {r['step']!r} ({r['remaining']} left)" for r in removed)
+            print(f"{who}: removed {len(removed)} chaos rule(s) armed earlier: {what}")
 
     def _ensure_engine(self, engine: str, *, engine_port, memory, host_port) -> None:
         if self.api is not None and self._engine_arg == engine and self._engine_alive():
@@ -176,6 +226,7 @@ class Lab:
         if self.api is not None:
             self.api.close()
         self._engine_proc, self.api, self.engine_choice, self._engine_arg = None, None, None, None
+        self.clock = Clock(self)  # a new engine starts a new schedule cursor
         if self._env_before is not None:
             existed, value = self._env_before
             if existed:
@@ -184,12 +235,62 @@ class Lab:
                 os.environ.pop("INNGEST_DEV", None)
             self._env_before = None
 
-    def stop(self) -> None:
-        """Stop the host and the engine this kernel started (a running dev server is left alone)."""
+    def stop(self, quiet: bool = False) -> None:
+        """Stop the host and the engine this kernel started (a running dev server is left
+        alone), and say what was stopped."""
+        said = self._stop_summary()
         self._stop_host()
         if self._model is not None:
             self._model.stop()
         self._stop_engine()
+        if not quiet:
+            print(said)
+
+    def _stop_summary(self) -> str:
+        parts = []
+        if self._host is not None:
+            parts.append(f"the function host ({self._host.kind}, {self._host.url})")
+        proc, api = self._engine_proc, self.api
+        left = ""
+        if api is not None:
+            url = api.url
+            if proc is None:
+                left = f" The engine at {url} was not started by this kernel and keeps running."
+            elif getattr(proc, "owned", True) is False:
+                left = (f" The engine at {url} belongs to another kernel and keeps running.")
+            elif isinstance(proc, RealDevProcess):
+                parts.append(f"the inngest dev server at {url}")
+            else:
+                kept = ("its runs were in memory and are gone" if getattr(proc, "memory", False)
+                        else f"its runs are kept in {self.state_dir / 'engine'}")
+                parts.append(f"the embedded engine at {url} ({kept})")
+        if not parts:
+            return "lab.stop: nothing was running." + left
+        return "lab.stop: stopped " + " and ".join(parts) + "." + left
+
+    def reset(self) -> None:
+        """Start this notebook's demos over without restarting the kernel: the embedded
+        engine forgets every run, event (and so every event-id dedup), queued step, pause
+        and chaos rule. Synced apps and functions stay, and so does the virtual clock's time."""
+        if self.api is None:
+            print("lab.reset: nothing to reset yet (lab.start(...) starts the engine).")
+            return
+        if self.api.kind != "embedded":
+            raise NotOnRealServer(
+                "lab.reset clears the lab's embedded engine only. On a real dev server, stop "
+                "`inngest dev` and start it again for a clean slate, then run lab.start(...) "
+                "again.")
+        self.api.lab_call("POST", "reset", "lab.reset")
+        self.chaos._armed_in_cell.clear()
+        kept = ", ".join(f.id for f in self.functions) or "none"
+        print(f"lab.reset: the engine forgot every run, event, queued step and chaos rule. "
+              f"Still synced: {kept}.")
+
+    def progress(self):
+        """How far you are: per notebook, predictions answered and exercise checks passed."""
+        from .progress import progress
+
+        return progress(self.state_dir).show()
 
     # ------------------------------------------------------------------ host crash demo
     def kill_host(self) -> None:
@@ -206,6 +307,7 @@ class Lab:
         if not isinstance(self._host, ProcessHost):
             raise RuntimeError("restart_host needs lab.start(..., host='process').")
         self._host.start()
+        self._configure_host()
         sync(self._host.url)
         if self.api.kind == "embedded":
             self.clock.auto(True)
@@ -231,6 +333,13 @@ class Lab:
                 ("host", f"{info['host']} ({info['host_kind']})"),
                 ("functions", ", ".join(info["functions"]) or "none"),
                 ("picked because", info["why"])]
+        if api.kind != "embedded":
+            retries = (f"after {self.retry_after_s:g} s (Retry-After from the lab's host)"
+                       if self.retry_after_s else "the server's own backoff (15 s ... 2 h)")
+            info["real_server"] = (
+                f"lab.hours(1) = {self._duration(3600).total_seconds():g} s; retries "
+                f"{retries}; chaos in the lab's host; cron ticks fired by lab.clock")
+            rows.append(("on this server", info["real_server"]))
         html_rows = [(k, f"<a href='{html.escape(v)}' target='_blank'>{html.escape(v)}</a>"
                       if k == "dashboard" else html.escape(v)) for k, v in rows]
         show(text="lab ready\n" + "\n".join(f"{k:>14}: {v}" for k, v in rows),
@@ -302,7 +411,7 @@ class Lab:
         """The run's steps as a table: step, op, attempts, times, status, executed or memo
         hit, and a short output."""
         api = self._require_engine()
-        span_tree = api.trace(run_id, memo_field=api.kind == "embedded")
+        span_tree = api.trace(run_id, memo_field=api.kind == "embedded", settle=True)
         values = {}
         if outputs:
             ids = [s["outputID"] for s in tracing.step_spans(span_tree) if s.get("outputID")]
@@ -458,7 +567,8 @@ class Lab:
         from .predict import Prediction
 
         prediction = Prediction(id, question, choices=choices, answer=answer, explain=explain,
-                                store=self.state_dir / "predictions.jsonl", tolerance=tolerance)
+                                store=self.state_dir / "predictions.jsonl", tolerance=tolerance,
+                                notebook=notebook_name())
         self.predictions[id] = prediction
         return prediction.show()
 
@@ -496,14 +606,18 @@ class Lab:
             raise ValueError("lab.start(app=...) serves the functions the app serves: "
                              "pass either functions or app=, not both (nor app_id=).")
         self._worker_env = self._worker_env or EnvOverrides()
-        return start_app(self, app, engine=engine, host=host, **options)
+        started = start_app(self, app, engine=engine, host=host, **options)
+        self._clear_chaos("lab.start", options.get("quiet", False))
+        return started
 
     def _update_app(self, app, functions) -> "Lab":
         from .worker_host import update_app
 
         if app is None or functions is not None:
             raise ValueError("An app is being served: swap it with lab.update(app=new_app).")
-        return update_app(self, app)
+        updated = update_app(self, app)
+        self._clear_chaos("lab.update", quiet=False)
+        return updated
 
     @property
     def host_url(self) -> str | None:

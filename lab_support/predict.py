@@ -1,11 +1,16 @@
 """PRIMM "Predict" prompts: commit to an answer and a confidence, then reveal.
 
-Every answer (from the widget or from code) is appended to ``.lab/predictions.jsonl``;
-``calibration`` compares how sure learners were with how often they were right.
+The **first** committed answer to a prediction id is the one that counts: it is appended to
+``<state dir>/predictions.jsonl`` (``.lab/`` for a learner; the tests set
+``LAB_STATE_DIR`` to a folder of their own), the widget locks after Reveal, and showing the
+same prediction again (a re-run cell, a new kernel) shows that first answer, locked, with the
+explanation. ``calibration`` compares how sure learners were with how often they were right.
+
+Question, choices and explanation are short Markdown (``*real*``, backticks), rendered as
+HTML in the widget and in the saved notebook's fallback.
 """
 
 from __future__ import annotations
-
 
 import html
 import json
@@ -21,6 +26,13 @@ NUMERIC = "numeric"
 DEFAULT_TOLERANCE = 0.05  # numeric answers within 5 % count as right
 
 
+def md_inline(text: Any) -> str:
+    """Inline Markdown → HTML (emphasis, code, links); raw HTML in the text is escaped."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).renderInline(str(text))
+
+
 @dataclass(frozen=True)
 class Outcome:
     id: str
@@ -28,10 +40,27 @@ class Outcome:
     confidence: int
     correct: bool | None
     explain: str
+    earlier: bool = False  # True when this is an answer committed before (a re-shown widget)
+
+    @property
+    def verdict(self) -> str:
+        return {True: "right", False: "not quite", None: "recorded"}[self.correct]
 
     def text(self) -> str:
-        verdict = {True: "right", False: "not quite", None: "recorded"}[self.correct]
-        return f"[{self.id}] you said {self.value!r} (confidence {self.confidence}/5): {verdict}. {self.explain}"
+        when = " earlier" if self.earlier else ""
+        return (f"[{self.id}] you said{when} {self.value!r} (confidence {self.confidence}/5): "
+                f"{self.verdict}. {self.explain}").rstrip()
+
+    def html(self, answer: Any = None) -> str:
+        colour = {True: "#1a7f37", False: "#cf222e", None: "#57606a"}[self.correct]
+        when = " earlier" if self.earlier else ""
+        right = ("" if self.correct or answer is None
+                 else f" The expected answer: <b>{md_inline(answer)}</b>.")
+        return (f"<div><b style='color:{colour}'>{self.verdict}</b>: you said{when} "
+                f"<b>{md_inline(self.value)}</b> (confidence {self.confidence}/5).{right}</div>"
+                f"<div>{md_inline(self.explain)}</div>"
+                "<div style='color:#57606a;font-size:90%'>Your first answer is the one that "
+                "counts; this prediction is now locked.</div>")
 
 
 def check_answer(value: Any, answer: Any, choices: Any, tolerance: float = DEFAULT_TOLERANCE) -> bool:
@@ -49,7 +78,7 @@ def check_answer(value: Any, answer: Any, choices: Any, tolerance: float = DEFAU
 class Prediction(ShownInCell):
     def __init__(self, id: str, question: str, *, choices: list | str | None = None,
                  answer: Any = None, explain: str = "", store: Path,
-                 tolerance: float = DEFAULT_TOLERANCE) -> None:
+                 tolerance: float = DEFAULT_TOLERANCE, notebook: str | None = None) -> None:
         if choices in (float, int, "number"):
             choices = NUMERIC
         if not id or not isinstance(id, str):
@@ -60,11 +89,23 @@ class Prediction(ShownInCell):
             raise ValueError("choices must be a list, 'numeric' or None (free text)")
         self.id, self.question, self.choices = id, question, choices
         self._answer, self.explain, self.store, self.tolerance = answer, explain, store, tolerance
-        self.outcome: Outcome | None = None
+        self.notebook = notebook
+        first = first_answer(store, id)
+        self.outcome: Outcome | None = None if first is None else Outcome(
+            id, first.get("value"), int(first.get("confidence") or 3), first.get("correct"),
+            explain, earlier=True)
+
+    @property
+    def locked(self) -> bool:
+        return self.outcome is not None
 
     def answer(self, value: Any, confidence: int = 3, *, source: str = "code") -> Outcome:
-        """Record an answer (graders and headless runs call this; the widget does too)."""
-        if not isinstance(confidence, int) or not 1 <= confidence <= 5:
+        """Commit an answer (graders and headless runs call this; the widget does too).
+        Only the first answer counts: later calls return that first outcome unchanged."""
+        if self.outcome is not None:
+            return self.outcome
+        if not isinstance(confidence, int) or isinstance(confidence, bool) \
+                or not 1 <= confidence <= 5:
             raise ValueError(f"confidence must be a whole number 1-5, got {confidence!r}")
         if isinstance(self.choices, list) and value not in self.choices:
             raise ValueError(f"{value!r} is not one of {self.choices!r}")
@@ -75,58 +116,83 @@ class Prediction(ShownInCell):
         self.store.parent.mkdir(parents=True, exist_ok=True)
         record = {"id": self.id, "question": self.question, "value": value,
                   "answer": self._answer, "confidence": confidence, "correct": correct,
-                  "source": source, "ts": time.time()}
+                  "source": source, "notebook": self.notebook, "ts": time.time()}
         with self.store.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, default=str) + "\n")
         return self.outcome
 
     # -- rendering ---------------------------------------------------------------------
+    def _head_html(self) -> str:
+        return (f"<b>Predict</b> <code>{html.escape(self.id)}</code>: "
+                f"{md_inline(self.question)}")
+
     def fallback_html(self) -> str:
-        q = html.escape(self.question)
         if isinstance(self.choices, list):
-            opts = "".join(f"<li>{html.escape(str(c))}</li>" for c in self.choices)
+            opts = "".join(f"<li>{md_inline(c)}</li>" for c in self.choices)
             body = f"<ol type='a'>{opts}</ol>"
         elif self.choices == NUMERIC:
             body = "<p><i>Answer with a number.</i></p>"
         else:
             body = ""
+        if self.outcome is not None:
+            return (f"<div class='lab-predict'>{self._head_html()}{body}"
+                    f"{self.outcome.html(self._answer)}</div>")
         how = html.escape(f"lab.predictions[{self.id!r}].answer(value, confidence=1..5)")
-        reveal = (f"<details><summary>Reveal</summary><p>Answer: {html.escape(str(self._answer))}"
-                  f"</p><p>{html.escape(self.explain)}</p></details>")
-        return (f"<div class='lab-predict'><b>Predict</b> <code>{html.escape(self.id)}</code>"
-                f"<p>{q}</p>{body}<p>Confidence 1-5. From code: <code>{how}</code></p>{reveal}</div>")
+        reveal = (f"<details><summary>Reveal</summary><p>Answer: {md_inline(self._answer)}"
+                  f"</p><p>{md_inline(self.explain)}</p></details>")
+        return (f"<div class='lab-predict'>{self._head_html()}{body}"
+                f"<p>Confidence 1-5. From code: <code>{how}</code></p>{reveal}</div>")
 
     def text(self) -> str:
         lines = [f"Predict [{self.id}]: {self.question}"]
         if isinstance(self.choices, list):
             lines += [f"  ({chr(97 + i)}) {c}" for i, c in enumerate(self.choices)]
-        lines.append(f"  answer from code: lab.predictions[{self.id!r}].answer(value, confidence)")
+        if self.outcome is not None:
+            lines.append("  " + self.outcome.text())
+        else:
+            lines.append(f"  answer from code: lab.predictions[{self.id!r}].answer(value, confidence)")
         return "\n".join(lines)
 
     def widget(self):
         import ipywidgets as w
 
         if isinstance(self.choices, list):
-            pick = w.RadioButtons(options=self.choices, value=None, description="")
+            # Labels are plain text in a radio button: show the Markdown as the reader means it.
+            labels = [(_plain(c), c) for c in self.choices]
+            pick = w.RadioButtons(options=labels, value=None, description="")
         elif self.choices == NUMERIC:
             pick = w.FloatText(description="answer")
         else:
             pick = w.Text(description="answer")
         confidence = w.IntSlider(value=3, min=1, max=5, description="confidence")
         button = w.Button(description="Reveal", button_style="info")
-        out = w.Output()
+        result = w.HTML()
+
+        def lock(outcome: Outcome) -> None:
+            if outcome.value is not None:
+                try:
+                    pick.value = outcome.value
+                except Exception:  # a stored value the control cannot show
+                    pass
+            confidence.value = outcome.confidence
+            for control in (pick, confidence, button):
+                control.disabled = True
+            button.description = "Revealed"
+            result.value = outcome.html(self._answer)
 
         def reveal(_):
-            with out:
-                out.clear_output()
-                if pick.value is None:
-                    print("Pick an answer first.")
-                    return
-                print(self.answer(pick.value, confidence.value, source="widget").text())
+            if self.outcome is not None:
+                lock(self.outcome)
+                return
+            if pick.value is None or pick.value == "":
+                result.value = "<i>Pick an answer first.</i>"
+                return
+            lock(self.answer(pick.value, confidence.value, source="widget"))
 
         button.on_click(reveal)  # a callback: the cell never waits for the click
-        return w.VBox([w.HTML(f"<b>Predict</b> <code>{html.escape(self.id)}</code>: "
-                              f"{html.escape(self.question)}"), pick, confidence, button, out],
+        if self.outcome is not None:
+            lock(self.outcome)
+        return w.VBox([w.HTML(self._head_html()), pick, confidence, button, result],
                       layout=w.Layout(border="1px solid #ccc", padding="6px"))
 
     def show(self) -> "Prediction":
@@ -139,6 +205,15 @@ class Prediction(ShownInCell):
 
     def redisplay(self) -> None:
         self.show()
+
+
+def _plain(text: Any) -> str:
+    """Markdown markers out of a label that cannot render HTML (``*real*`` → ``real``)."""
+    import re
+
+    value = str(text)
+    value = re.sub(r"`([^`]*)`", r"\1", value)
+    return re.sub(r"(\*\*|__|\*|_)(\S(?:.*?\S)?)\1", r"\2", value)
 
 
 def load_records(store: Path) -> list[dict]:
@@ -154,12 +229,25 @@ def load_records(store: Path) -> list[dict]:
     return records
 
 
+def first_answers(records: list[dict]) -> dict[str, dict]:
+    """The first record of each prediction id (later ones, from older versions, never count)."""
+    first: dict[str, dict] = {}
+    for record in records:
+        first.setdefault(record.get("id"), record)
+    return first
+
+
+def first_answer(store: Path, prediction_id: str) -> dict | None:
+    return first_answers(load_records(store)).get(prediction_id)
+
+
 def calibration_table(records: list[dict]):
-    """Accuracy per confidence level, counting each prediction id's latest answer."""
+    """Accuracy per confidence level, counting each prediction id's first answer."""
     import pandas as pd
 
-    latest = {r["id"]: r for r in records if r.get("correct") is not None}
-    frame = pd.DataFrame(list(latest.values()), columns=["id", "confidence", "correct"])
+    scored = [r for r in first_answers(records).values() if r.get("correct") is not None]
+    frame = pd.DataFrame(scored, columns=["id", "confidence", "correct"])
+    frame["correct"] = frame["correct"].astype(float)
     table = (frame.groupby("confidence")["correct"].agg(["count", "mean"])
              .reindex(range(1, 6)).rename(columns={"count": "answers", "mean": "accuracy"}))
     table["answers"] = table["answers"].fillna(0).astype(int)

@@ -32,14 +32,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--app-id", required=True)
     parser.add_argument("--engine", required=True, help="engine URL, e.g. http://127.0.0.1:8288")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--seconds-per-hour", type=float, default=None,
+                        help="make lab.hours(...) in the functions scale as in the kernel")
     args = parser.parse_args(argv)
 
     import uvicorn
 
     from .function_host import build_app, make_client
+    from .host_faults import FaultInjector
+
+    if args.seconds_per_hour is not None:
+        # Functions that write lab.hours(...) ask this process's lab which engine it is.
+        from . import lab
+        from .client import EngineClient
+
+        lab.seconds_per_hour = args.seconds_per_hour
+        lab.api = EngineClient(args.engine)
 
     functions = collect_functions(args.module, args.fn_id)
-    app = build_app(make_client(args.app_id, args.engine), functions)
+    app = FaultInjector(build_app(make_client(args.app_id, args.engine), functions))
     print(f"process host serving {len(functions)} function(s) on port {args.port}", flush=True)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 

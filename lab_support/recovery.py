@@ -35,7 +35,7 @@ CRON_RERUN = ("run {run} was started by its cron schedule, and cron-triggered ru
 
 
 def failed_step(api, run_id: str) -> str | None:
-    span = tracing.failed_step(api.trace(run_id))
+    span = tracing.failed_step(api.trace(run_id, settle=True))
     return span.get("name") if span else None
 
 
@@ -51,7 +51,7 @@ def rerun(lab: "Lab", run_id: str, from_step: str | None = None) -> str:
         return api.rerun(run_id)
     if not isinstance(from_step, str) or not from_step:
         raise ValueError("from_step is a step id as written in ctx.step.run('<id>', ...)")
-    for span in tracing.step_spans(api.trace(run_id)):
+    for span in tracing.step_spans(api.trace(run_id, settle=True)):
         if span.get("name") == from_step:
             return api.rerun(run_id, span.get("stepID"))
     # Not in the trace (it never started): the engine takes the step's hashed id.

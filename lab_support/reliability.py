@@ -13,7 +13,10 @@ Everything here is a pure function; ``reliability_widget`` only draws them.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
+
+from .display import ShownInCell
 
 
 def _check(p: float, n: int, k: int, cost: float = 0.0) -> None:
@@ -96,20 +99,29 @@ def compare(p: float, n: int, k: int, cost: float = 0.0) -> Comparison:
                       cost_rerun=expected_cost_rerun(p, n, k, cost))
 
 
+# One colour per strategy, the same in both plots.
+STRATEGY_COLOURS = {"none": "#8c8c8c", "rerun": "#c44e52", "memo": "#55a868"}
+
+
 def comparison_figure(p: float, n: int, k: int, cost: float, max_steps: int = 20):
     from matplotlib.figure import Figure
 
     steps = list(range(1, max(max_steps, n) + 1))
     fig = Figure(figsize=(9, 3.2))
     left, right = fig.subplots(1, 2)
-    left.plot(steps, [p ** m for m in steps], label="no retries")
-    left.plot(steps, [run_success_rerun(p, m, k) for m in steps], label=f"rerun whole run ×{k}")
-    left.plot(steps, [run_success_memoized(p, m, k) for m in steps], label=f"per-step retries ×{k}")
+    c = STRATEGY_COLOURS
+    left.plot(steps, [p ** m for m in steps], color=c["none"], label="no retries")
+    left.plot(steps, [run_success_rerun(p, m, k) for m in steps], color=c["rerun"],
+              label=f"rerun whole run ×{k}")
+    left.plot(steps, [run_success_memoized(p, m, k) for m in steps], color=c["memo"],
+              label=f"per-step retries ×{k} (memo)")
     left.axvline(n, color="grey", linestyle=":")
     left.set(xlabel="steps in the run", ylabel="chance the run succeeds", ylim=(0, 1.02))
     left.legend(fontsize=8)
-    right.plot(steps, [expected_cost_rerun(p, m, k, cost) for m in steps], label="rerun whole run")
-    right.plot(steps, [expected_cost_memoized(p, m, k, cost) for m in steps], label="memoized")
+    right.plot(steps, [expected_cost_rerun(p, m, k, cost) for m in steps], color=c["rerun"],
+               label="rerun whole run")
+    right.plot(steps, [expected_cost_memoized(p, m, k, cost) for m in steps], color=c["memo"],
+               label="per-step retries (memo)")
     right.axvline(n, color="grey", linestyle=":")
     right.set(xlabel="steps in the run", ylabel="expected cost ($)")
     right.legend(fontsize=8)
@@ -117,14 +129,29 @@ def comparison_figure(p: float, n: int, k: int, cost: float, max_steps: int = 20
     return fig
 
 
+class Shown(ShownInCell):
+    """What ``lab.reliability`` returns: the numbers it already showed (echoing it in the
+    same cell adds nothing; ``.comparison`` has the values)."""
+
+    def __init__(self, comparison: Comparison) -> None:
+        self.comparison = comparison
+
+    def __getattr__(self, name):
+        return getattr(self.comparison, name)
+
+    def redisplay(self) -> None:
+        print(self.comparison.text())
+
+
 def reliability_widget(p: float = 0.95, n: int = 6, k: int = 3, cost: float = 0.05):
-    """Sliders in JupyterLab; elsewhere the numbers and one static plot."""
+    """Sliders in JupyterLab; elsewhere the numbers and one static plot. The numbers and
+    the plot live inside the widget and are redrawn in place when a slider moves."""
     from .display import figure_png, in_kernel, png_img_tag, show, show_figure
 
     first = compare(p, n, k, cost)
     if not in_kernel():
         print(first.text())
-        return first
+        return Shown(first)
     import ipywidgets as w
 
     sliders = {
@@ -134,19 +161,23 @@ def reliability_widget(p: float = 0.95, n: int = 6, k: int = 3, cost: float = 0.
         "k": w.IntSlider(value=k, min=0, max=10, description="k (retries)"),
         "cost": w.FloatSlider(value=cost, min=0.0, max=1.0, step=0.01, description="$ / step"),
     }
+    numbers = w.HTML()
     out = w.Output()
 
     def redraw(*_):
         vals = {name: s.value for name, s in sliders.items()}
+        numbers.value = f"<pre>{html.escape(compare(**vals).text())}</pre>"
         with out:
             out.clear_output(wait=True)
-            print(compare(**vals).text())
             show_figure(comparison_figure(**vals), alt="reliability comparison")
 
     for s in sliders.values():
         s.observe(redraw, names="value")
     redraw()
-    box = w.VBox([*sliders.values(), out])
+    box = w.VBox([*sliders.values(), numbers, out])
     static = png_img_tag(figure_png(comparison_figure(p, n, k, cost)), "reliability comparison")
-    show(text=first.text(), html_text=f"<pre>{first.text()}</pre>{static}", widget=box)
-    return first
+    show(text=first.text(), html_text=f"<pre>{html.escape(first.text())}</pre>{static}",
+         widget=box)
+    shown = Shown(first)
+    shown.mark_shown()
+    return shown

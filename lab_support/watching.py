@@ -1,7 +1,11 @@
 """``lab.watch``: redraw the run timeline until the runs finish (or time is up).
 
-In JupyterLab the image updates in place; the last image stays in the saved notebook, so a
-papermill run shows what happened. The call returns after ``timeout`` at the latest.
+In JupyterLab the image and the caption under it (run counts, and every step that needed
+more than one attempt, attempt by attempt) update in place; the last ones stay in the saved
+notebook, so a papermill run shows what happened. The call returns after ``timeout`` at the
+latest. ``lane="run"`` or ``"function"`` counts runs and executing steps; any other lane (an
+event path such as ``"event.data.customer_id"``, or a function of the event) is a
+concurrency key, and the lower panel plots executing steps per key.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .client import LabClientError, parse_time
-from .display import ShownInCell, in_kernel, show_figure
+from .display import ShownInCell, in_kernel, show, show_figure
 from .runs import is_terminal
-from .timeline import RunLane, summary_text, timeline_figure
+from .timeline import RunLane, attempts_text, summary_text, timeline_figure
 
 if TYPE_CHECKING:
     from .lab_object import Lab
@@ -77,6 +81,7 @@ def watch(lab: "Lab", target: Any, *, until: Any = "done", lane: Any = "run",
     api = lab._require_engine()
     memo = api.kind == "embedded"
     display_id = f"lab-watch-{uuid.uuid4().hex}"
+    by_key = lane not in ("run", "function")
     limit = min(timeout, until) if isinstance(until, (int, float)) else timeout
     deadline = time.monotonic() + limit
     cache: dict = {}
@@ -93,8 +98,12 @@ def watch(lab: "Lab", target: Any, *, until: Any = "done", lane: Any = "run",
         last = finished or time.monotonic() >= deadline
         if in_kernel() or last:
             now = lab.clock.now() if memo else datetime.now(timezone.utc)
-            fig = timeline_figure(lanes, now, title=summary_text(lanes))
+            stats = _engine_stats(lab, runs, lane) if memo else None
+            queued = _queued(stats)
+            fig = timeline_figure(lanes, now, title=summary_text(lanes), by_key=by_key,
+                                  queued=queued)
             show_figure(fig, alt=summary_text(lanes), display_id=display_id, update=shown)
+            show(text=caption(lanes, stats), display_id=display_id + "-caption", update=shown)
             shown = True
         if last:
             result = WatchResult(lanes)
@@ -103,8 +112,40 @@ def watch(lab: "Lab", target: Any, *, until: Any = "done", lane: Any = "run",
         time.sleep(interval)
 
 
+def _engine_stats(lab: "Lab", runs: list[dict], lane: Any):
+    """The engine's own count of executing steps (``lab.stats``) when the runs are of one
+    function: it also sees the calls queued for a concurrency slot, which traces cannot.
+    Counted over the function's whole history since the last reset."""
+    slugs = {(r.get("function") or {}).get("slug") for r in runs}
+    if len(slugs) != 1 or None in slugs or not callable(getattr(lab, "stats", None)):
+        return None
+    key = lane if isinstance(lane, str) and lane.startswith("event.") else None
+    try:
+        return lab.stats(slugs.pop(), key=key)
+    except (LabClientError, ValueError):
+        return None  # an engine without step stats: the traces still tell the story
+
+
+def _queued(stats) -> list | None:
+    series = getattr(stats, "series", None)
+    if series is None or "queued" not in series or not len(series) or not series["queued"].any():
+        return None
+    return [(t.to_pydatetime(), int(n)) for t, n in zip(series["time"], series["queued"],
+                                                        strict=True)]
+
+
+def caption(lanes: list[RunLane], stats=None) -> str:
+    lines = [summary_text(lanes), *attempts_text(lanes)]
+    if stats is not None:
+        line = f"engine count (lab.stats): peak {stats.peak} step(s) executing at once"
+        if stats.key and stats.peaks:
+            line += f"; per {stats.key}: max {max(stats.peaks.values())}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 class WatchResult(list, ShownInCell):
     """The lanes ``lab.watch`` drew; echoing it in the same cell adds nothing."""
 
     def redisplay(self) -> None:
-        print(summary_text(self))
+        print(caption(self))

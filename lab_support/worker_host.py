@@ -129,6 +129,7 @@ def start_app(lab: "Lab", app, *, engine: str, host: str, port: int | None,
     lab._served_app = app
     if isinstance(lab._engine_proc, RealDevProcess) and not lab._engine_proc.alive():
         lab._engine_proc.start()
+    lab._configure_host()  # Retry-After on a real dev server (host_faults)
     lab.set_tier(tier)  # plan limits (engine-cap) apply to this sync
     sync(lab._host.url)
     _learn(lab, app)

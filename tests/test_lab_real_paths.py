@@ -4,12 +4,14 @@ binary on PATH, and a client that reports itself as a real server."""
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import stat
 import sys
 import textwrap
 
 import httpx
+import inngest
 import lab_helpers as h
 import pytest
 
@@ -79,14 +81,50 @@ def real_looking_lab(engine):
         lab.stop()
 
 
-def test_clock_and_chaos_refuse_on_a_real_server(real_looking_lab):
+def test_clock_without_crons_refuses_and_chaos_goes_to_the_host(real_looking_lab):
     lab = real_looking_lab
     with pytest.raises(NotOnRealServer, match="lab.hours"):
         lab.clock.advance("1h")
+    with pytest.raises(NotOnRealServer, match="no served function has a cron trigger"):
+        lab.clock.to_next_timer()
     with pytest.raises(NotOnRealServer, match="only in the lab's embedded engine"):
-        lab.chaos.fail_step("order", "charge")
+        lab.clock.auto(False)
+    assert lab.chaos.fail_step("order", "charge")["where"] == "host"
+    lab.chaos.clear()
     now = lab.clock.now()
     assert abs(now - datetime.datetime.now(datetime.timezone.utc)) < datetime.timedelta(minutes=5)
+
+
+cron_client = inngest.Inngest(app_id="labcron", is_production=False)
+
+
+@cron_client.create_function(fn_id="weekly", trigger=inngest.TriggerCron(cron="0 9 * * 1"))
+async def weekly(ctx: inngest.Context) -> str:
+    return await ctx.step.run("report", lambda: ctx.event.data["scheduledAt"])
+
+
+def test_clock_on_a_real_server_fires_cron_ticks_by_invoking(engine):
+    lab = Lab()
+    lab.start([weekly], engine=engine.url, quiet=True)
+    lab.api = RealLookingClient(engine.url)
+    try:
+        start = lab.clock.now()
+        first = lab.clock.to_next_timer()
+        assert len(first["fired"]) == 1
+        tick = datetime.datetime.fromisoformat(first["fired"][0]["scheduledAt"])
+        assert tick.weekday() == 0 and (tick.hour, tick.minute) == (9, 0) and tick > start
+        assert lab.clock.now() >= tick
+        for _ in range(14):
+            lab.clock.advance(datetime.timedelta(days=1))
+        runs = lab.wait(lab.runs(function="weekly").ids, status="Completed", timeout=60)
+        outputs = sorted(json.loads(r["output"]) for r in runs)
+        assert len(outputs) == 3, outputs  # the first tick, then two more Mondays in 14 days
+        assert all(datetime.datetime.fromisoformat(o).weekday() == 0 for o in outputs)
+        assert len(set(outputs)) == 3
+        with pytest.raises(ValueError, match="advance by less"):
+            lab.clock.advance(datetime.timedelta(days=7 * 70))
+    finally:
+        lab.stop()
 
 
 def test_hours_are_scaled_on_a_real_server(real_looking_lab):
@@ -108,3 +146,26 @@ def test_bulk_cancel_goes_run_by_run_on_a_real_server(real_looking_lab, engine):
     assert lab.run(runs[1]["id"])["status"] == "CANCELLED"
     assert lab.run(runs[0]["id"])["status"] == "RUNNING"
     lab.cancel(runs[0]["id"])
+
+
+def test_embedded_only_cells_and_checks_on_a_real_server(real_looking_lab, capsys):
+    lab = real_looking_lab
+    assert lab.embedded_only("a 3-day sleep on the engine clock") is False
+    said = capsys.readouterr().out
+    assert "[real dev server] skipped here (embedded engine only)" in said
+    assert "a 3-day sleep on the engine clock" in said
+    with pytest.raises(NotOnRealServer, match="cannot be observed on a real dev server"):
+        lab.require_embedded("A memo hit")
+    with lab.check("memo hits show in the trace", points=2) as graded:
+        lab.require_embedded("A memo hit in the replay's trace")
+    assert graded.result.skipped and (graded.result.points, graded.result.max) == (0, 0)
+
+
+def test_embedded_only_is_true_on_the_embedded_engine(engine):
+    lab = Lab()
+    try:
+        lab.start(h.FUNCTIONS, engine=engine.url, quiet=True)
+        assert lab.embedded_only("anything") is True
+        lab.require_embedded("anything")  # no error
+    finally:
+        lab.stop()

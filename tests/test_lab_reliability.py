@@ -68,3 +68,29 @@ def test_widget_outside_a_kernel_prints_numbers(capsys):
     result = r.reliability_widget(0.95, 6, 0, 0.1)
     assert result.no_retries == pytest.approx(0.95 ** 6)
     assert "no retries" in capsys.readouterr().out
+
+
+def test_both_plots_use_one_colour_per_strategy():
+    fig = r.comparison_figure(0.95, 6, 2, 0.05)
+    left, right = fig.axes
+    colour = {line.get_label(): line.get_color() for ax in (left, right) for line in ax.get_lines()
+              if not line.get_label().startswith("_")}
+    assert colour["rerun whole run ×2"] == colour["rerun whole run"]
+    assert colour["per-step retries ×2 (memo)"] == colour["per-step retries (memo)"]
+    assert len(set(colour.values())) == 3
+
+
+def test_the_returned_numbers_do_not_echo_under_the_widget(capsys, monkeypatch):
+    import lab_support.display as display
+
+    shown = r.reliability_widget(0.9, 4, 1, 0.1)
+    assert isinstance(shown, r.ShownInCell)
+    assert shown.memoized == pytest.approx(r.run_success_memoized(0.9, 4, 1))
+    monkeypatch.setattr(display, "cell_number", lambda: 7)
+    shown.mark_shown()           # shown by cell 7 ...
+    capsys.readouterr()
+    shown._ipython_display_()    # ... so echoing it as cell 7's last expression adds nothing
+    assert capsys.readouterr().out == ""
+    monkeypatch.setattr(display, "cell_number", lambda: 8)
+    shown._ipython_display_()    # a later cell shows the numbers again
+    assert "per-step retries" in capsys.readouterr().out

@@ -29,6 +29,7 @@ def project(tmp_path, monkeypatch):
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")
     monkeypatch.delenv("INNGEST_DEV", raising=False)
+    monkeypatch.delenv("LAB_STATE_DIR", raising=False)  # these tests are about the default
     return tmp_path
 
 

@@ -1,5 +1,8 @@
-"""The quick-win notebook opened in a real JupyterLab (headless Chromium): after Run All, its
-predict widget renders and answers a click, and the run view shows as an image.
+"""The quick-win notebook opened in a real JupyterLab (headless Chromium), after Run All:
+
+* each predict cell's source (with its answer) is collapsed, the widget renders, answers a
+  click, and locks after Reveal; shown again, it keeps the first answer;
+* ``lab.watch`` of the failed run shows every attempt of the retried step on its own.
 
 Needs Debian chromium and the embedded engine; skipped with the reason when either is absent.
 """
@@ -31,6 +34,7 @@ def lab_server(tmp_path, engine):
     work.mkdir()
     shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
     env = dict(os.environ, LAB_ENGINE_URL=engine.url, MPLBACKEND="Agg",
+               LAB_STATE_DIR=str(tmp_path / "state"),  # this test's own predictions
                JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
                JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"))
@@ -38,27 +42,61 @@ def lab_server(tmp_path, engine):
         yield base, token, tmp_path
 
 
-def test_quick_win_renders_predict_widget_and_run_view(lab_server):
+def test_quick_win_predictions_lock_and_watch_shows_each_attempt(lab_server):
     base, token, shots = lab_server
     with browser_page() as page:
+        page.set_viewport_size({"width": 1400, "height": 1000})
         open_notebook(page, base, token, NOTEBOOK.name)
         with_retries(page, lambda: run_all(page), first_cell_ran(page), timeout_ms=60_000,
                      shots=shots)
 
-        # The prediction before the first demo: a real ipywidgets view, not the HTML fallback.
+        # The prediction before the first demo: a real ipywidgets view, not the HTML fallback,
+        # and its cell's source (which holds the answer) is collapsed.
         widget = page.locator(".jp-OutputArea-output .widget-radio-box").first
         widget.wait_for(timeout=RUN_ALL_TIMEOUT_MS)
+        cell = page.locator(".jp-CodeCell", has=page.locator(".widget-radio-box")).first
+        cell.scroll_into_view_if_needed()  # off-screen cells are not rendered (no text)
+        cell.locator(".jp-InputPlaceholder").wait_for(timeout=30_000)
+        assert "answer=" not in cell.inner_text() and "explain=" not in cell.inner_text()
+        assert "real" in cell.inner_text() and "*real*" not in cell.inner_text(), \
+            "the question's Markdown is rendered"
+
         # The run view: lab.watch leaves a static PNG in the output.
         page.locator(".jp-OutputArea-output img").first.wait_for(timeout=RUN_ALL_TIMEOUT_MS)
 
-        # Answer it like a learner: pick, reveal, read the explanation.
-        page.locator(".widget-radio-box label:has-text('under 5 seconds')").first.click()
-        page.locator(".widget-button:has-text('Reveal')").first.click()
-        page.locator(".widget-output:has-text('you said')").first.wait_for(timeout=30_000)
-        assert "virtual clock" in page.locator(".widget-output:has-text('you said')").first.inner_text()
-        assert not page.js_errors, page.js_errors
+        # Answer it like a learner: pick, reveal, read the explanation; then it is locked.
+        cell.locator(".widget-radio-box label:has-text('about 15 minutes')").first.click()
+        cell.locator(".widget-button:has-text('Reveal')").first.click()
+        verdict = cell.locator(".widget-html:has-text('you said')").first
+        verdict.wait_for(timeout=30_000)
+        assert "not quite" in verdict.inner_text() and "virtual clock" in verdict.inner_text()
+        assert cell.locator(".widget-radio-box input:not([disabled])").count() == 0
+        assert cell.locator(".widget-button[disabled]", has_text="Revealed").count() == 1
+        cell.screenshot(path=str(shots / "predict-locked.png"))
 
         # Let the notebook finish so lab.stop() releases the host before the server goes.
         page.wait_for_function(
             "() => ![...document.querySelectorAll('.jp-InputPrompt')]"
             ".some(p => p.textContent.includes('*'))", timeout=RUN_ALL_TIMEOUT_MS)
+
+        # lab.watch(failed_run): every attempt of the failing step is its own segment.
+        watch = page.locator(".jp-CodeCell", has_text="lab.watch(failed_run").first
+        watch.scroll_into_view_if_needed()
+        caption = watch.locator(".jp-OutputArea-output", has_text="attempt 1 retried").first
+        caption.wait_for(timeout=30_000)
+        chain = caption.text_content()  # inner_text is empty while the cell is scrolled away
+        assert all(f"attempt {n} retried" in chain for n in range(1, 5)), chain
+        assert "attempt 5 failed" in chain, chain
+        watch.locator("img").first.wait_for(timeout=30_000)
+        watch.screenshot(path=str(shots / "watch-retried.png"))
+
+        # Shown again (the cell re-run), the prediction keeps its first answer, locked.
+        cell.scroll_into_view_if_needed()
+        cell.locator(".jp-InputPrompt").first.click()
+        page.keyboard.press("Escape")
+        page.keyboard.press("Control+Enter")
+        again = cell.locator(".widget-html:has-text('you said earlier')").first
+        again.wait_for(timeout=60_000)
+        assert "about 15 minutes" in again.inner_text()
+        assert cell.locator(".widget-radio-box input:not([disabled])").count() == 0
+        assert not page.js_errors, page.js_errors

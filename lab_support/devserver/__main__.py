@@ -36,6 +36,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sdk-timeout", type=float, default=300.0,
                    help="seconds to wait for one SDK request (default 300)")
     p.add_argument("--workers", type=int, default=100, help="max SDK requests in flight")
+    p.add_argument("--event-key", default=None,
+                   help="require this key on POST /e/{key} (default: $INNGEST_EVENT_KEY; "
+                        "without one any key is accepted, as with inngest dev)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also serve requests whose Host is NAME (e.g. the machine's address "
+                        "with --host 0.0.0.0); loopback names are always allowed")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="also accept browser requests from ORIGIN (e.g. http://localhost:6274)")
     p.add_argument("--log-level", default="warning")
     p.add_argument("--version", action="version", version=VERSION)
     return p.parse_args(argv)
@@ -53,7 +61,9 @@ def main(argv=None) -> int:
     start_opts = {"host": args.host, "port": args.port, "urls": args.sdk_url,
                   "clock": args.clock, "state": "memory" if args.memory else args.state_dir,
                   "poll": False, "autodiscover": False}
-    app = create_app(engine, start_opts=start_opts, sdk_urls=tuple(args.sdk_url))
+    app = create_app(engine, start_opts=start_opts, sdk_urls=tuple(args.sdk_url),
+                     event_key=args.event_key or os.environ.get("INNGEST_EVENT_KEY") or None,
+                     allow_hosts=tuple(args.allow_host), allow_origins=tuple(args.allow_origin))
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             access_log=False, lifespan="on")
     server = uvicorn.Server(config)

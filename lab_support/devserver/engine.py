@@ -74,8 +74,9 @@ class Engine:
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         offset = self.store.meta.get("clock_offset_ms")
-        if self.clock.mode == "virtual" and isinstance(offset, int):
-            self.clock.offset_ms = max(self.clock.offset_ms, offset)
+        if offset is not None and not self.clock.restore_offset(offset):
+            log.warning("ignored the stored clock offset %r: not a time the clock can reach",
+                        offset)
         self.tier = tiers.plan_named(self.store.meta.get(tiers.META_KEY))
         # aiohttp: its connection pool stays cheap with a hundred requests in flight.
         self.http = aiohttp.ClientSession(

@@ -13,6 +13,12 @@
 | 206 AIGateway         | the engine makes the HTTP call itself; memo = the response body   |
 | 5xx / timeout         | retry with backoff, unless x-inngest-no-retry; then run Failed    |
 | unreachable host      | retried until the host is back; does not use up attempts          |
+| an unusable answer    | run Failed with the reason, not retried (sdk_call.py: no ops,     |
+|                       | over 8 MiB, bad signature, NaN ...)                               |
+
+Loops an app can start are bounded (limits.py): a step planned more than
+``MAX_PLANS_PER_STEP`` times, or a run with more than ``MAX_PLANS_PER_RUN`` plans, fails the
+run; an invoke from a run already ``MAX_INVOKE_DEPTH`` invokes deep fails that invoke step.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import aiohttp
 from . import expressions, tiers
 from .durations import DurationError, duration_or_time_ms
 from .ids import new_ulid, parse_time_ms, rfc3339
+from .limits import MAX_INVOKE_DEPTH, MAX_PLANS_PER_RUN, MAX_PLANS_PER_STEP
 from .models import COMPLETED, FAILED, TERMINAL, Item, Pause, Run, Step
 from .sdk_call import SdkAnswer, call_sdk, canonical_json, step_url
 
@@ -56,12 +63,12 @@ class Executor:
             engine.fail_run(run, f"function {run.fn_slug} is no longer synced")
             return
         engine.mark_started(run)
-        if engine.chaos.active_for(fn.slug):
+        if engine.chaos.active_for(fn.slug, run.run_id):
             run.force_plan = True           # planned steps let chaos act before a body runs
         started = engine.now()
         if item.target:
             self._attempt_started(run, item, started)
-        rule = engine.chaos.take(fn.slug, item.target_name) if item.target else None
+        rule = engine.chaos.take(fn.slug, item.target_name, run.run_id) if item.target else None
         if rule and rule["mode"] == "raise":
             answer = _chaos_step_error(item, rule, final=item.attempt + 1 >= run.max_attempts)
         elif rule and rule["mode"] in ("http_503", "timeout"):
@@ -192,6 +199,11 @@ class Executor:
 
     async def op_StepPlanned(self, run: Run, item: Item, op: dict, started: int) -> None:
         step = self._step(run, op, None)
+        step.planned += 1
+        loop = _planning_loop(run, step)
+        if loop:
+            self.engine.fail_run(run, loop)
+            return
         step.status = "QUEUED"
         if op["id"] not in run.pending:
             run.pending.append(op["id"])
@@ -272,6 +284,14 @@ class Executor:
         step.info = {"type": "InvokeStepInfo", "functionID": target_ref, "runID": None,
                      "timedOut": None}
         target = engine.find_function(target_ref)
+        depth = _invoke_depth(engine, run)
+        if target is not None and depth >= MAX_INVOKE_DEPTH:
+            engine.emit("inngest/function.finished", {
+                "correlation_id": correlation, "function_id": target.slug,
+                "error": {"name": "Error", "message": (
+                    f"invoke depth limit: run {run.run_id} is already {depth} invokes deep "
+                    f"(at most {MAX_INVOKE_DEPTH}); {target.slug} was not started")}})
+            return
         payload = opts.get("payload") or {}
         data = dict(payload.get("data") or {})
         data["_inngest"] = {"fn_id": target_ref, "correlation_id": correlation,
@@ -382,6 +402,29 @@ class Executor:
         if status == "FAILED":
             step.status = "RUNNING" if item.attempt + 1 < run.max_attempts else "FAILED"
             step.info["lastError"] = error
+
+
+def _planning_loop(run: Run, step: Step) -> str | None:
+    """An app that keeps planning and never runs must not call itself forever."""
+    if step.planned > MAX_PLANS_PER_STEP:
+        return (f"step {step.name!r} was planned {step.planned} times without running "
+                f"(limit {MAX_PLANS_PER_STEP}): the app keeps answering StepPlanned for it")
+    total = sum(s.planned for s in run.steps.values())
+    if total > MAX_PLANS_PER_RUN:
+        return (f"the run's steps were planned {total} times (limit {MAX_PLANS_PER_RUN}): "
+                "the app keeps answering StepPlanned")
+    return None
+
+
+def _invoke_depth(engine, run: Run) -> int:
+    """How many invokes led to ``run``: 0 for a run an event started."""
+    depth, seen = 0, {run.run_id}
+    parent = run.parent_run_id
+    while parent and parent not in seen and depth <= MAX_INVOKE_DEPTH:
+        depth, seen = depth + 1, seen | {parent}
+        holder = engine.store.runs.get(parent)
+        parent = holder.parent_run_id if holder else None
+    return depth
 
 
 def _retry_after_ms(value: str, now: int, wall: int) -> int | None:

@@ -5,6 +5,13 @@ A run's trace is a root span with one child span per step, named after the user 
 a step retried more than once has ``Attempt N`` children. Outputs are fetched separately by
 ``outputID`` (``<run id>`` for the run, ``<run id>:<step hash>`` for a step,
 ``<run id>:<step hash>:<attempt>`` for a failed attempt, whose output is its error).
+
+Bounds (``limits.py``): a query may nest ``GRAPHQL_MAX_DEPTH`` selections and select
+``GRAPHQL_MAX_COST`` fields, fragments expanded (ariadne's cost validator and a depth rule
+here); past either it is refused with 400 before anything runs. The request body is read
+with ``bodies.parse_json`` first, so NaN or 64-bit overflow in variables never reaches an
+invoke. There is no explorer page (it loads its scripts from a public CDN): GET answers
+405; the schema is ``schema.graphql`` (and introspection).
 """
 
 from __future__ import annotations
@@ -14,10 +21,17 @@ from pathlib import Path
 
 from ariadne import MutationType, ObjectType, QueryType, UnionType, make_executable_schema
 from ariadne.asgi import GraphQL
-from graphql import GraphQLError
+from ariadne.explorer import ExplorerHttp405
+from ariadne.validation import cost_validator
+from graphql import (FieldNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode,
+                     ValidationRule)
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from . import expressions
+from .bodies import JSONInputError, parse_json
 from .engine import EngineError
+from .limits import EXPRESSION_MAX_CHARS, GRAPHQL_MAX_COST, GRAPHQL_MAX_DEPTH
 from .ids import parse_time_ms, rfc3339
 from .models import GQL_RUN_STATUS, TERMINAL, Run, Step
 from .views import ordered_steps
@@ -260,6 +274,8 @@ def _runs(_, info, filter, first=40, after=None, orderBy=None):
     fn_ids = set(filter.get("functionIDs") or [])
     app_ids = set(filter.get("appIDs") or [])
     cel = filter.get("query")
+    if cel and len(cel) > EXPRESSION_MAX_CHARS:
+        raise GraphQLError(f"query: expression longer than {EXPRESSION_MAX_CHARS} characters")
     if cel:
         try:
             expressions.compile_expression(cel)
@@ -354,7 +370,86 @@ def _rerun(_, info, runID, fromStep=None):
     return run.run_id
 
 
-def graphql_app(engine) -> GraphQL:
+class DepthLimit(ValidationRule):
+    """Refuse an operation nested deeper than GRAPHQL_MAX_DEPTH, fragments expanded."""
+
+    def enter_operation_definition(self, node, *_args):
+        depth = self._depth(node.selection_set, 0, frozenset(), {})
+        if depth > GRAPHQL_MAX_DEPTH:
+            self.report_error(GraphQLError(
+                f"the query nests deeper than {GRAPHQL_MAX_DEPTH} levels (fragments "
+                "expanded); that is the limit", node))
+
+    def _depth(self, selection_set, level: int, visiting: frozenset, memo: dict) -> int:
+        if selection_set is None or level > GRAPHQL_MAX_DEPTH:
+            return level
+        deepest = level
+        for sel in selection_set.selections:
+            if isinstance(sel, FieldNode):
+                below = sel.selection_set
+                deepest = max(deepest, self._depth(below, level + 1, visiting, memo)
+                              if below else level + 1)
+            elif isinstance(sel, InlineFragmentNode):
+                deepest = max(deepest, self._depth(sel.selection_set, level, visiting, memo))
+            elif isinstance(sel, FragmentSpreadNode):
+                name = sel.name.value
+                fragment = self.context.get_fragment(name)
+                if fragment is None or name in visiting:
+                    continue                # unknown or cyclic: graphql-core reports those
+                if (name, level) not in memo:
+                    memo[(name, level)] = self._depth(fragment.selection_set, level,
+                                                      visiting | {name}, memo)
+                deepest = max(deepest, memo[(name, level)])
+        return deepest
+
+
+class StrictBodyGraphQL:
+    """The GraphQL ASGI app behind a strict JSON read of the request body."""
+
+    def __init__(self, app: GraphQL) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return                       # the client went away
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        content_type = dict(scope.get("headers") or {}).get(b"content-type", b"")
+        if b"json" in content_type:
+            try:
+                parse_json(body)
+            except JSONInputError as exc:
+                await JSONResponse({"errors": [{"message": f"invalid request body: {exc}"}],
+                                    "data": None}, status_code=400)(scope, receive, send)
+                return
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def graphql_app(engine) -> StrictBodyGraphQL:
     schema = make_executable_schema(SCHEMA, query, mutation, run_type, span_type, app_type,
                                     event_type, step_info)
-    return GraphQL(schema, debug=False)
+    return StrictBodyGraphQL(GraphQL(schema, debug=False, validation_rules=_bounds,
+                                     explorer=ExplorerHttp405()))
+
+
+def _bounds(_context, _document, data: dict) -> list:
+    """Per request: the cost validator reads argument values, so it needs the variables."""
+    variables = data.get("variables") if isinstance(data.get("variables"), dict) else None
+    return [cost_validator(maximum_cost=GRAPHQL_MAX_COST, default_cost=1,
+                           variables=variables), DepthLimit]

@@ -5,7 +5,10 @@ whose tools call the engine's own HTTP API at ``api_base`` with httpx, so the to
 exactly what the dashboard and the SDK see. Tool names and parameter names copy the real
 dev server (``runId``, ``pollInterval`` ...) so an agent configured for it works here too.
 The docs tools serve this workbook's notes (``docs/notes`` and ``docs/*.md``), never files
-outside that folder.
+outside that folder. ``grep_docs`` matches with RE2 (``google-re2``), which runs in time
+linear in the text for any pattern, so a pattern like ``(a+)+$`` cannot freeze the engine
+(its scheduler shares the event loop); look-arounds and back-references are refused with a
+message, and the pattern itself is at most ``GREP_PATTERN_MAX_CHARS`` long.
 
 Mounting (done by the engine's app)::
 
@@ -18,14 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import re2
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+
+from .limits import GREP_PATTERN_MAX_CHARS
 
 DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
 HTTP_TIMEOUT_S = 10.0
@@ -160,10 +165,19 @@ class NotesLibrary:
         return path.stem
 
     def grep(self, pattern: str, limit: int) -> list[dict]:
+        if len(pattern) > GREP_PATTERN_MAX_CHARS:
+            raise ToolError(f"the pattern is {len(pattern)} characters long; at most "
+                            f"{GREP_PATTERN_MAX_CHARS}")
+        options = re2.Options()
+        options.case_sensitive = False
+        options.log_errors = False
         try:
-            regex = re.compile(pattern, re.IGNORECASE)
-        except re.error as exc:
-            raise ToolError(f"{pattern!r} is not a valid regular expression: {exc}")
+            regex = re2.compile(pattern, options)
+        except re2.error as exc:
+            reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(
+                exc.args[0], bytes) else str(exc)
+            raise ToolError(f"{pattern!r} is not a valid regular expression here: {reason} "
+                            "(RE2 syntax: no look-arounds or back-references)") from None
         hits: list[dict] = []
         # The learner-facing notes first: with the default limit an agent's grep must reach
         # them before the longer reference pages (engine contract, lab API) fill the answer.
@@ -246,9 +260,12 @@ async def _wait_for_runs(api: EngineAPI, run_ids: list[str], timeout: float,
             "failed": failed, "message": message}
 
 
-def create_mcp_server(api_base: str, docs_dir: Path | str = DOCS_DIR) -> LabMCPServer:
-    """The MCP server for the engine at ``api_base`` (e.g. ``http://127.0.0.1:8288``)."""
+def create_mcp_server(api_base: str, docs_dir: Path | str = DOCS_DIR,
+                      event_key: str | None = None) -> LabMCPServer:
+    """The MCP server for the engine at ``api_base`` (e.g. ``http://127.0.0.1:8288``);
+    ``event_key`` is the key the engine requires on ``POST /e``, if any."""
     api = EngineAPI(api_base)
+    send_key = event_key or EVENT_KEY
     notes = NotesLibrary(Path(docs_dir))
     server = LabMCPServer(
         name="inngest-lab",
@@ -273,7 +290,7 @@ def create_mcp_server(api_base: str, docs_dir: Path | str = DOCS_DIR) -> LabMCPS
             headers["x-inngest-event-id-seed"] = eventIdSeed
         elif eventIdSeed:
             event["id"] = eventIdSeed
-        sent = await api.request("POST", f"/e/{EVENT_KEY}", json=event, headers=headers)
+        sent = await api.request("POST", f"/e/{send_key}", json=event, headers=headers)
         event_id = sent["ids"][0]
         run_ids = await api.event_run_ids(event_id)
         deadline = time.monotonic() + RUN_LOOKUP_GRACE_S

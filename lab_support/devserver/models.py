@@ -93,6 +93,7 @@ class Step:
     has_output: bool = False
     info: dict = field(default_factory=dict)
     memoized: bool = False      # lab extension: value came from a rerun's memo
+    planned: int = 0            # StepPlanned answers for this step (bounded: limits.py)
 
 
 @dataclass

@@ -14,7 +14,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from . import expressions
+from .bodies import JSONInputError, parse_json
 from .ids import DEV_ACCOUNT_ID, DEV_ENV_ID, is_ulid, new_ulid, parse_time_ms, rfc3339
+from .limits import EXPRESSION_MAX_CHARS
 from .models import TERMINAL
 from .views import event_record, run_record
 
@@ -42,7 +44,7 @@ def _engine(request: Request):
 
 
 @router.get("/v1/events")
-def list_events(request: Request, limit: int = 20, cursor: str | None = None,
+async def list_events(request: Request, limit: int = 20, cursor: str | None = None,
                 received_after: str | None = None, received_before: str | None = None,
                 name: str | None = None):
     engine = _engine(request)
@@ -51,7 +53,7 @@ def list_events(request: Request, limit: int = 20, cursor: str | None = None,
     try:
         after = parse_time_ms(received_after) if received_after else now - 3_600_000
         before = parse_time_ms(received_before) if received_before else None
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         return soft_error(f"invalid time: {exc}", 400)
     out = []
     for event in sorted(engine.store.events.values(), key=lambda e: e.internal_id, reverse=True):
@@ -70,7 +72,7 @@ def list_events(request: Request, limit: int = 20, cursor: str | None = None,
 
 
 @router.get("/v1/events/{event_id}")
-def get_event(request: Request, event_id: str):
+async def get_event(request: Request, event_id: str):
     event = _engine(request).store.events.get(event_id)
     if event is None:
         return soft_error("Event not found", 404)
@@ -78,7 +80,7 @@ def get_event(request: Request, event_id: str):
 
 
 @router.get("/v1/events/{event_id}/runs")
-def event_runs(request: Request, event_id: str):
+async def event_runs(request: Request, event_id: str):
     store = _engine(request).store
     if event_id not in store.events:
         return soft_error("Event not found", 404)
@@ -87,7 +89,7 @@ def event_runs(request: Request, event_id: str):
 
 
 @router.get("/v1/runs/{run_id}")
-def get_run(request: Request, run_id: str):
+async def get_run(request: Request, run_id: str):
     if not is_ulid(run_id):
         return soft_error(f"Invalid run ID: {run_id}", 400)
     run = _engine(request).store.runs.get(run_id)
@@ -97,7 +99,7 @@ def get_run(request: Request, run_id: str):
 
 
 @router.delete("/v1/runs/{run_id}")
-def delete_run(request: Request, run_id: str):
+async def delete_run(request: Request, run_id: str):
     if not is_ulid(run_id):
         return hard_error(f"Invalid run ID: {run_id}", 400)
     engine = _engine(request)
@@ -111,7 +113,7 @@ def delete_run(request: Request, run_id: str):
 
 
 @router.get("/v1/runs/{run_id}/jobs")
-def run_jobs(request: Request, run_id: str):
+async def run_jobs(request: Request, run_id: str):
     engine = _engine(request)
     if run_id not in engine.store.runs:
         return soft_error(f"Unable to load function run: run {run_id} not found", 500)
@@ -128,7 +130,7 @@ def run_jobs(request: Request, run_id: str):
 
 
 @router.get("/v1/apps/{app_name}/functions")
-def app_functions(request: Request, app_name: str):
+async def app_functions(request: Request, app_name: str):
     engine = _engine(request)
     app = engine.store.apps.get(app_name)
     fns = [f for f in engine.store.functions.values() if f.app == app_name]
@@ -143,22 +145,28 @@ def app_functions(request: Request, app_name: str):
 async def create_cancellation(request: Request):
     engine = _engine(request)
     try:
-        body = await request.json()
-    except ValueError:
-        return hard_error("invalid JSON body", 400)
+        body = parse_json(await request.body())
+    except JSONInputError as exc:
+        return hard_error(f"invalid JSON body: {exc}", 400)
     if not isinstance(body, dict):
         return hard_error("body must be a JSON object", 400)
     missing = [k for k in ("app_id", "function_id", "started_before") if not body.get(k)]
     if missing:
         return hard_error(f"missing field(s): {', '.join(missing)}", 400)
+    wrong = [k for k in ("app_id", "function_id", "started_before", "started_after", "if",
+                         "name") if body.get(k) is not None and not isinstance(body[k], str)]
+    if wrong:
+        return hard_error(f"field(s) must be strings: {', '.join(wrong)}", 400)
     try:
         before = parse_time_ms(body["started_before"])
         after = parse_time_ms(body["started_after"]) if body.get("started_after") else None
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         return hard_error(f"invalid time: {exc}", 400)
     if before > engine.now() + 5000:
         return hard_error("started_before cannot be more than 5 seconds in the future", 400)
     expr = body.get("if")
+    if expr and len(expr) > EXPRESSION_MAX_CHARS:
+        return hard_error(f"if: expression longer than {EXPRESSION_MAX_CHARS} characters", 400)
     if expr:
         try:
             expressions.compile_expression(expr)
@@ -196,12 +204,12 @@ async def create_cancellation(request: Request):
 
 
 @router.get("/v1/cancellations")
-def list_cancellations(request: Request):
+async def list_cancellations(request: Request):
     return ok(_engine(request).store.meta.get("cancellations", []))
 
 
 @router.delete("/v1/cancellations/{cancellation_id}")
-def delete_cancellation(request: Request, cancellation_id: str):
+async def delete_cancellation(request: Request, cancellation_id: str):
     engine = _engine(request)
     records = engine.store.meta.get("cancellations", [])
     kept = [r for r in records if r["id"] != cancellation_id]
@@ -213,12 +221,12 @@ def delete_cancellation(request: Request, cancellation_id: str):
 
 # -- v0: state for large payloads -----------------------------------------------------------
 @router.get("/v0/runs/{run_id}/actions")
-def run_actions(request: Request, run_id: str):
+async def run_actions(request: Request, run_id: str):
     return _v0(request, run_id, lambda r: r.memo)
 
 
 @router.get("/v0/runs/{run_id}/batch")
-def run_batch(request: Request, run_id: str):
+async def run_batch(request: Request, run_id: str):
     return _v0(request, run_id, lambda r: r.events)
 
 

@@ -134,7 +134,7 @@ class Scheduler:
             try:
                 if beat % PURGE_EVERY == 0:
                     tiers.purge_history(self.engine)    # a plan's history window, if any
-                self.engine.store.flush()
+                await self.engine.store.flush_in_background()
             except Exception:  # a full disk must not stop the engine; say so
                 log.exception("could not persist engine state")
 

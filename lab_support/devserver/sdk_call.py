@@ -3,6 +3,13 @@
 Request: POST <function url with stepId>, JCS-style JSON body {event, events, steps, ctx,
 use_api, version}. Answer: 206 + ops, 200 + the function's return value, or an error
 status with the SDK's error body and the no-retry / retry-after headers.
+
+An answer the engine cannot use is an error with the reason, never a silent no-op: a body
+over ``SDK_REPLY_MAX_BYTES`` (the read stops there), a 206 without a list of operations (an
+empty list, ``null``, text), an operation without its ``op`` and ``id``, more operations than
+``MAX_OPS_PER_REPLY``, and, with a signing key, an answer whose ``X-Inngest-Signature`` is
+missing or wrong (the SDK signs every answer in production mode). These are not retried:
+the same request would get the same answer.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
+from .bodies import JSONInputError, parse_json
 from .ids import DEV_ACCOUNT_ID
+from .limits import MAX_OPS_PER_REPLY, SDK_REPLY_MAX_BYTES
 
 
 @dataclass
@@ -86,7 +95,17 @@ async def call_sdk(session: aiohttp.ClientSession, url: str, payload: dict, head
     try:
         async with session.post(url, data=body, headers=headers,
                                 timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
-            raw = await resp.read()
+            raw = await _read_capped(resp)
+            if raw is None:
+                return SdkAnswer("error", resp.status, no_retry=True,
+                                 message=f"the app's answer is larger than the limit of "
+                                         f"{SDK_REPLY_MAX_BYTES} bytes (output too large)")
+            if signing_key and not verify(raw, resp.headers.get("x-inngest-signature"),
+                                          signing_key):
+                return SdkAnswer("error", resp.status, no_retry=True,
+                                 message="the app's answer is not signed with the engine's "
+                                         "signing key (X-Inngest-Signature missing or "
+                                         "wrong); it was not used")
             return parse_answer(resp.status, resp.headers, raw)
     except aiohttp.ClientConnectorError as exc:
         return SdkAnswer("unreachable", message=f"could not reach the app at {url}: {exc}")
@@ -96,10 +115,40 @@ async def call_sdk(session: aiohttp.ClientSession, url: str, payload: dict, head
         return SdkAnswer("error", message=f"request to the app failed: {exc!r}")
 
 
+async def _read_capped(resp: aiohttp.ClientResponse) -> bytes | None:
+    """The answer's body, or None once it passes SDK_REPLY_MAX_BYTES (reading stops)."""
+    if resp.content_length is not None and resp.content_length > SDK_REPLY_MAX_BYTES:
+        return None
+    raw = bytearray()
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        raw.extend(chunk)
+        if len(raw) > SDK_REPLY_MAX_BYTES:
+            return None
+    return bytes(raw)
+
+
+def _ops_problem(body) -> str | None:
+    if not isinstance(body, (list, dict)) or not body:
+        shown = "an empty list" if body == [] else "null" if body is None else repr(body)[:200]
+        return f"the app answered 206 without any operation (its body: {shown})"
+    ops = body if isinstance(body, list) else [body]
+    if len(ops) > MAX_OPS_PER_REPLY:
+        return f"the app answered {len(ops)} operations, over the limit of {MAX_OPS_PER_REPLY}"
+    for n, op in enumerate(ops):
+        if not isinstance(op, dict) or not isinstance(op.get("op"), str) \
+                or not isinstance(op.get("id"), str) or not op["id"]:
+            return (f"operation {n} of the app's 206 answer has no 'op' and 'id' strings: "
+                    f"{repr(op)[:200]}")
+    return None
+
+
 def parse_answer(status: int, headers, raw: bytes) -> SdkAnswer:
     try:
-        body = json.loads(raw) if raw else None
-    except ValueError:
+        body = parse_json(raw) if raw.strip() else None
+    except JSONInputError as exc:
+        if not exc.syntax:        # JSON, but nothing the engine could store or show again
+            return SdkAnswer("error", status, no_retry=True,
+                             message=f"the app's answer cannot be used: {exc}")
         body = raw.decode("utf-8", errors="replace")
     no_retry = headers.get("x-inngest-no-retry", "").lower() == "true"
     retry_after = headers.get("retry-after")
@@ -108,7 +157,10 @@ def parse_answer(status: int, headers, raw: bytes) -> SdkAnswer:
         return SdkAnswer("error", status, body=body,
                          message="The response did not come from an Inngest SDK")
     if status == 206:
-        ops = body if isinstance(body, list) else [body] if isinstance(body, dict) else []
+        problem = _ops_problem(body)
+        if problem:
+            return SdkAnswer("error", 206, no_retry=True, message=problem)
+        ops = body if isinstance(body, list) else [body]
         return SdkAnswer("ops", 206, ops=ops, body=body, no_retry=no_retry)
     if 200 <= status < 300:
         return SdkAnswer("done", status, body=body)

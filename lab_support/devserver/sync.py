@@ -1,22 +1,32 @@
 """App sync: the SDK's ``POST /fn/register``, and the ``PUT`` ping that asks an SDK to sync.
 
-The registration is validated the way the server does (triggers, cron, CEL, durations,
-flow-control combinations) and every option the engine does not implement is rejected by
-name, so nothing is silently ignored. A valid sync replaces the app's function set.
+The registration is checked in two passes before anything is stored: its shape
+(``sync_schema``: every field's JSON type, with the path of a bad one), then its meaning the
+way the server does (triggers, a cron that fires, CEL, durations, flow-control combinations,
+limits of at least 1 and periods of at least 1 s). Every option the engine does not
+implement is rejected by name, so nothing is silently ignored. A valid sync replaces the
+app's function set; an invalid one stores no function (the app keeps the error, as on the
+real server, when the body was well-formed).
+
+``ping_sdk`` reads the app's answer with a size cap, checks its signature in signing-key
+mode, and only reports success when the app really registered here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import time
 
 import httpx
 
 from . import cron, expressions, tiers
+from .bodies import JSONInputError, parse_json
 from .durations import DurationError, parse_duration_ms
 from .ids import stable_uuid
+from .limits import EXPRESSION_MAX_CHARS, SYNC_REPLY_MAX_BYTES
 from .models import App, Function
-from .sdk_call import canonical_json, sign
+from .sdk_call import canonical_json, sign, verify
+from .sync_schema import function_shape_problems, shape_problems
 
 KNOWN_FN_KEYS = {"id", "name", "triggers", "steps", "concurrency", "throttle", "rateLimit",
                  "debounce", "priority", "batchEvents", "idempotency", "cancel", "timeouts",
@@ -42,10 +52,13 @@ def validate_function(fn: dict) -> list[str]:
         say(f"{slug}: needs at least one trigger")
     if len(triggers) > 10:
         say(f"{slug}: at most 10 triggers")
+    if len({canonical_json(t) for t in triggers}) != len(triggers):
+        say(f"{slug}: the same trigger is listed twice")
     for trig in triggers:
         if trig.get("cron"):
             problem = (cron.validate(trig["cron"])   # robfig/cron rules, TZ= prefix included
-                       or cron.jitter_problem(trig.get("jitter")))
+                       or cron.jitter_problem(trig.get("jitter"))
+                       or _cron_never_fires(trig["cron"]))
             if problem:
                 say(f"{slug}: {problem}")
         elif trig.get("event"):
@@ -55,6 +68,8 @@ def validate_function(fn: dict) -> list[str]:
                 _cel(trig["expression"], slug, problems)
         else:
             say(f"{slug}: a trigger needs an event or a cron")
+    if "step" not in (fn.get("steps") or {}):
+        say(f"{slug}: steps needs its one entry named 'step'")
     step = (fn.get("steps") or {}).get("step") or {}
     url = (step.get("runtime") or {}).get("url", "")
     if not url.startswith(("http://", "https://")):
@@ -74,17 +89,21 @@ def validate_function(fn: dict) -> list[str]:
         spec = fn.get(name)
         if spec:
             _dur(spec.get("period"), f"{slug}: {name}.period", problems)
+            if 0 <= _ms(spec.get("period")) < 1000 and _valid_dur(spec.get("period")):
+                say(f"{slug}: {name}.period must be at least 1s, got {spec.get('period')!r}")
             if spec.get("key"):
                 _cel(spec["key"], slug, problems)
     if fn.get("rateLimit") and _ms(fn["rateLimit"].get("period")) > 86_400_000:
         say(f"{slug}: rate limit period longer than 24h")
+    if fn.get("throttle") and _ms(fn["throttle"].get("period")) > 7 * 86_400_000:
+        say(f"{slug}: throttle period longer than 7d")
     deb = fn.get("debounce")
     if deb:
         p = _ms(deb.get("period"))
         if p and not 1000 <= p <= 7 * 86_400_000:
             say(f"{slug}: debounce period must be between 1s and 7d")
         if deb.get("timeout"):
-            _dur(deb["timeout"], f"{slug}: debounce.timeout", problems)
+            _positive_dur(deb["timeout"], f"{slug}: debounce.timeout", problems)
     batch = fn.get("batchEvents")
     if batch:
         _dur(batch.get("timeout"), f"{slug}: batchEvents.timeout", problems)
@@ -111,9 +130,10 @@ def validate_function(fn: dict) -> list[str]:
         if c.get("if"):
             _cel(c["if"], slug, problems)
         if c.get("timeout"):
-            _dur(c["timeout"], f"{slug}: cancel.timeout", problems)
+            _positive_dur(c["timeout"], f"{slug}: cancel.timeout", problems)
     for key, value in (fn.get("timeouts") or {}).items():
-        _dur(value, f"{slug}: timeouts.{key}", problems)
+        if value is not None:
+            _positive_dur(value, f"{slug}: timeouts.{key}", problems)
     single = fn.get("singleton")
     if single:
         if single.get("mode", "skip") not in ("skip", "cancel"):
@@ -121,6 +141,39 @@ def validate_function(fn: dict) -> list[str]:
         if single.get("key"):
             _cel(single["key"], slug, problems)
     return problems
+
+
+def function_problems(fn) -> list[str]:
+    """Everything wrong with one function config: its shape first, then its meaning."""
+    if not isinstance(fn, dict):
+        return ["a function must be a JSON object"]
+    return function_shape_problems(fn) or validate_function(fn)
+
+
+def _cron_never_fires(expr: str) -> str | None:
+    """A valid cron must also name a time that comes (``0 0 31 2 *`` never does): the
+    engine schedules its next tick at every sync and start, so such a cron is refused."""
+    try:
+        cron.next_tick_ms(expr, int(time.time() * 1000))
+    except cron.CronError as exc:
+        return f"cron {expr!r} never fires (no date matches it: {exc})"
+    return None
+
+
+def _valid_dur(value) -> bool:
+    try:
+        parse_duration_ms(value)
+        return True
+    except DurationError:
+        return False
+
+
+def _positive_dur(value, where: str, problems: list[str]) -> None:
+    try:
+        if parse_duration_ms(value) <= 0:
+            problems.append(f"{where}: must be longer than 0s, got {value!r}")
+    except DurationError as exc:
+        problems.append(f"{where}: {exc}")
 
 
 def _ms(value) -> int:
@@ -138,6 +191,9 @@ def _dur(value, where: str, problems: list[str]) -> None:
 
 
 def _cel(expr: str, slug: str, problems: list[str]) -> None:
+    if len(expr) > EXPRESSION_MAX_CHARS:
+        problems.append(f"{slug}: expression longer than {EXPRESSION_MAX_CHARS} characters")
+        return
     try:
         expressions.compile_expression(expr)
     except expressions.ExpressionError as exc:
@@ -147,14 +203,18 @@ def _cel(expr: str, slug: str, problems: list[str]) -> None:
 def register(engine, body: bytes) -> tuple[int, dict]:
     """Handle a registration request; returns (HTTP status, JSON reply)."""
     try:
-        doc = json.loads(body)
+        doc = parse_json(body)
         if not isinstance(doc, dict):
-            raise ValueError("expected a JSON object")
-    except ValueError as exc:
-        return 400, {"error": f"Invalid request: {exc}"}
+            raise JSONInputError("expected a JSON object")
+    except JSONInputError as exc:
+        return 400, {"error": f"Invalid request: {exc}", "data": None, "status": 400}
+    shape = shape_problems(doc)
+    if shape:
+        return 400, {"error": "Invalid request: " + "; ".join(shape), "data": None,
+                     "status": 400}
     app_name = doc.get("appname") or doc.get("appName")
     functions = doc.get("functions")
-    if not app_name or not isinstance(functions, list) or not functions:
+    if not app_name or not functions:
         return 400, {"error": "Invalid request: appName and at least one function are required",
                      "data": None, "status": 400}
     checksum = hashlib.sha256(body).hexdigest()
@@ -200,22 +260,64 @@ def register(engine, body: bytes) -> tuple[int, dict]:
 
 async def ping_sdk(url: str, *, timeout_s: float = 10.0, server_kind: str = "dev",
                    signing_key: str | None = None) -> dict:
-    """Ask the SDK at ``url`` to sync (the dev server's PUT); returns its reply."""
+    """Ask the SDK at ``url`` to sync (the dev server's PUT); returns its reply.
+
+    The answer is read up to ``SYNC_REPLY_MAX_BYTES`` and, with a signing key, must carry
+    a valid ``X-Inngest-Signature`` (the SDK signs its answers in production mode).
+    """
     body = canonical_json({"url": url})
     headers = {"content-type": "application/json", "X-Inngest-Server-Kind": server_kind}
     if signing_key:
         headers["X-Inngest-Signature"] = sign(body, signing_key)
     async with httpx.AsyncClient() as client:
         try:
-            resp = await client.put(url, content=body, timeout=timeout_s, headers=headers)
+            async with client.stream("PUT", url, content=body, timeout=timeout_s,
+                                     headers=headers) as resp:
+                raw = await _read_capped(resp, url)
         except httpx.HTTPError as exc:
             raise SyncError(f"could not reach the app at {url}: {exc!r}") from None
     if "x-inngest-sdk" not in resp.headers:
         raise SyncError(f"{url} did not answer as an Inngest SDK (HTTP {resp.status_code})")
+    if signing_key and not verify(raw, resp.headers.get("x-inngest-signature"), signing_key):
+        raise SyncError(f"the answer of {url} is not signed with this engine's signing key "
+                        "(X-Inngest-Signature missing or wrong)")
     try:
-        reply = resp.json()
-    except ValueError:
-        reply = {"text": resp.text}
+        reply = parse_json(raw)
+    except JSONInputError:
+        reply = {"text": raw[:500].decode("utf-8", "replace")}
     if resp.status_code >= 400 or (isinstance(reply, dict) and reply.get("error")):
-        raise SyncError(f"sync of {url} failed: {reply.get('error') if isinstance(reply, dict) else reply}")
+        detail = reply.get("error") or reply.get("message") if isinstance(reply, dict) else reply
+        raise SyncError(f"sync of {url} failed: {detail}")
+    return reply
+
+
+async def _read_capped(resp: httpx.Response, url: str) -> bytes:
+    declared = resp.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > SYNC_REPLY_MAX_BYTES:
+        raise SyncError(f"the answer of {url} is {declared} bytes, over the limit of "
+                        f"{SYNC_REPLY_MAX_BYTES}")
+    raw = bytearray()
+    async for chunk in resp.aiter_bytes():
+        raw.extend(chunk)
+        if len(raw) > SYNC_REPLY_MAX_BYTES:
+            raise SyncError(f"the answer of {url} is over the limit of {SYNC_REPLY_MAX_BYTES} "
+                            "bytes; the engine stopped reading it")
+    return bytes(raw)
+
+
+async def sync_app(engine, url: str) -> dict:
+    """Ping the app at ``url`` and confirm that it registered with *this* engine.
+
+    The SDK answers the PUT with the registration server's reply; an app pointed at another
+    server (``INNGEST_DEV``, ``api_base_url``) answers "ok" for a sync that never came here.
+    """
+    reply = await ping_sdk(url, server_kind=engine.server_kind, signing_key=engine.signing_key)
+    app_id = reply.get("app_id") if isinstance(reply, dict) else None
+    app = next((a for a in engine.store.apps.values() if a.id == app_id), None)
+    if not isinstance(reply, dict) or reply.get("ok") is not True or app is None:
+        raise SyncError(f"{url} answered the sync, but no app registered with this engine "
+                        f"(its answer: {str(reply)[:300]}). Does its INNGEST_DEV / "
+                        "api_base_url point at another server?")
+    if app.error:
+        raise SyncError(f"sync of {url} failed: {app.error}")
     return reply

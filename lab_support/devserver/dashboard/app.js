@@ -107,15 +107,58 @@ function parseJsonObject(text, what) {
 
 let flashTimer = null;
 
-/** Show a message under the header; errors stay until the next message, notes fade. */
-function flash(message, kind = "info") {
+/** Show a message under the header; errors stay until the next message, notes fade.
+ *  `origin` names what raised it (a view's refresh): that origin's next success clears it. */
+function flash(message, kind = "info", origin = "") {
   const box = document.getElementById("flash");
   clearTimeout(flashTimer);
   box.hidden = false;
   box.className = `flash ${kind}`;
   box.dataset.kind = kind;
+  box.dataset.origin = origin;
   box.textContent = message;
   if (kind !== "error") flashTimer = setTimeout(() => { box.hidden = true; }, 8000);
+}
+
+/** Hide an error banner: any error (on a new page), or only one the given origin raised
+ *  (its next success). Notes are left to fade on their own. */
+function clearFlash(origin) {
+  const box = document.getElementById("flash");
+  if (box.dataset.kind !== "error") return;
+  if (origin !== undefined && box.dataset.origin !== origin) return;
+  clearTimeout(flashTimer);
+  box.hidden = true;
+  box.textContent = "";
+  box.dataset.kind = "";
+  box.dataset.origin = "";
+}
+
+// The words lab.trace uses (lab_support/tracing.py), so the two views never disagree.
+const UNFINISHED = ["RUNNING", "QUEUED", "WAITING", "SLEEPING", "SCHEDULED"];
+
+/** A step left unfinished by a run that ended takes the run's status (a cancelled run's
+ *  sleep is Cancelled, not Running). */
+function stepStatus(span, runStatus) {
+  const run = statusWord(runStatus);
+  if (TERMINAL.includes(run) && UNFINISHED.includes(span.status)) return runStatus;
+  return span.status;
+}
+
+/** memo hit, cancelled, retried (more than one attempt), failed (its only attempt), executed. */
+function stepSource(span, runStatus) {
+  if (span.memoized) return "memo hit";
+  const status = statusWord(stepStatus(span, runStatus));
+  if (status === "Cancelled") return "cancelled";
+  const attempts = span.attempts || (span.childrenSpans || []).length || 1;
+  if (attempts > 1) return "retried";
+  if (status === "Failed") return "failed";
+  return "executed";
+}
+
+/** "Attempt 0" (the engine counts from 0, as the real server does) → "attempt 1". */
+function attemptLabel(name) {
+  const match = /^Attempt (\d+)$/.exec(name || "");
+  return match ? `attempt ${Number(match[1]) + 1}` : name;
 }
 
 /** A view's title with its Refresh button beside it. */
@@ -236,9 +279,10 @@ function functionsView(main) {
   async function refresh() {
     let functions;
     try { functions = (await gql(FUNCTIONS_QUERY)).functions || []; } catch (err) {
-      flash(err.message, "error");
+      flash(err.message, "error", "functions");
       return;
     }
+    clearFlash("functions");
     table.replaceChildren(...functions.map((fn) => {
       const cell = h("td", {});
       const button = h("button", {"data-testid": `invoke-${fn.slug}`, onclick: () => {
@@ -311,7 +355,8 @@ function eventsView(main) {
     try {
       // The API's default window is the last hour of engine time; the lab wants all of it.
       events = (await api("GET", "/v1/events?limit=50&received_after=1970-01-01T00:00:00Z")).data || [];
-    } catch (err) { flash(err.message, "error"); return; }
+    } catch (err) { flash(err.message, "error", "events"); return; }
+    clearFlash("events");
     body.replaceChildren(...events.map((e) => {
       const runs = h("td", {}, h("button", {className: "small", onclick: async (ev) => {
         ev.target.replaceWith(await runLinks(e.internal_id).catch((err) => err.message));
@@ -367,10 +412,11 @@ function runsView(main, params) {
     for (const [key, value] of Object.entries(filters)) if (value) query.set(key, value);
     let runs;
     try { runs = (await api("GET", `/lab/v1/runs?${query}`)).data || []; } catch (err) {
-      flash(err.message, "error");
+      flash(err.message, "error", "runs");
       return;
     }
     if (mine !== generation) return;
+    clearFlash("runs");
     body.replaceChildren(...runs.map((r) => h("tr", {"data-testid": "run-row",
         "data-run-id": r.run_id, "data-status": r.status},
       h("td", {}, h("a", {href: `#/runs/${r.run_id}`, "data-testid": "run-link"}, r.run_id),
@@ -546,10 +592,11 @@ function runView(main, runId) {
     const mine = ++generation;
     let run;
     try { run = (await gql(RUN_QUERY, {id: runId})).run; } catch (err) {
-      flash(err.message, "error");
+      flash(err.message, "error", "run");
       return;
     }
     if (!run) { head.textContent = "No such run."; return; }
+    clearFlash("run");
     lastRun = run;
     const status = statusWord(run.status);
     const done = TERMINAL.includes(status);
@@ -557,8 +604,8 @@ function runView(main, runId) {
     // sees is never half old and half new.
     const spans = (run.trace && run.trace.childrenSpans) || [];
     const items = [];
-    for (const span of spans) items.push(await stepItem(span, done && !isCron));
-    if (mine !== generation) return;
+    for (const span of spans) items.push(await stepItem(span, run.status, done && !isCron));
+    if (mine !== generation || !head.isConnected) return;  // newer refresh, or left the page
     head.replaceChildren(h("dl", {className: "facts", "data-started": run.startedAt,
                               "data-ended": run.endedAt},
       h("dt", {}, "Function"), h("dd", {}, run.function ? run.function.slug : ""),
@@ -576,7 +623,7 @@ function runView(main, runId) {
     output.textContent = run.output ? pretty(run.output) : (done ? "(none)" : "(still running)");
   }
 
-  async function stepItem(span, rerunnable) {
+  async function stepItem(span, runStatus, rerunnable) {
     const detail = await spanOutput(span.outputID).catch((err) => ({error: {message: err.message}}));
     const info = span.stepInfo || {};
     const notes = [];
@@ -589,24 +636,27 @@ function runView(main, runId) {
     if (info.functionID) notes.push(`invoking ${info.functionID}` + (info.runID ? ` run ${info.runID}` : "") +
       (info.timedOut ? " (timed out)" : ""));
     const attempts = (span.childrenSpans || []).filter((c) => /^Attempt/.test(c.name));
-    const origin = span.memoized ? "memo hit" : "executed";
+    const status = stepStatus(span, runStatus);
+    const origin = stepSource(span, runStatus);
     return h("li", {"data-testid": "step-row", "data-step-name": span.name,
-                    "data-step-status": statusWord(span.status), "data-memoized": String(!!span.memoized),
-                    className: `step status-${statusWord(span.status).toLowerCase()}`},
+                    "data-step-status": statusWord(status), "data-memoized": String(!!span.memoized),
+                    className: `step status-${statusWord(status).toLowerCase()}`},
       h("div", {className: "step-head"},
         h("strong", {"data-testid": "step-name"}, span.name),
         rerunnable && span.stepID ? h("button", {className: "small", "data-testid": "step-rerun",
           title: "Rerun from this step: the steps before it come back from the memo",
           onclick: () => rerun(span)}, "Rerun from here") : null,
         h("span", {className: "muted"}, (span.stepOp || "").toLowerCase()),
-        badge(span.status, "step-status"),
+        badge(status, "step-status"),
         h("span", {className: `origin ${span.memoized ? "memo" : "exec"}`, "data-testid": "step-origin"}, origin),
-        h("span", {"data-testid": "step-attempts"}, `attempts: ${span.attempts || 0}`),
+        h("span", {"data-testid": "step-attempts"}, `attempts: ${span.attempts || 1}`),
         h("span", {className: "muted"}, `${fmtTime(span.startedAt)} → ${fmtTime(span.endedAt)}`,
           span.endedAt ? ` (${fmtDuration(span.duration ?? spanMs(span.startedAt, span.endedAt))})` : "")),
       notes.length ? h("div", {className: "step-info", "data-testid": "step-info"}, notes.join("; ")) : null,
       attempts.length > 1 ? h("div", {className: "attempts"}, attempts.map((a) =>
-        h("span", {className: `badge status-${statusWord(a.status).toLowerCase()}`}, `${a.name}: ${statusWord(a.status)}`))) : null,
+        h("span", {className: `badge status-${statusWord(stepStatus(a, runStatus)).toLowerCase()}`,
+                   "data-testid": "step-attempt"},
+          `${attemptLabel(a.name)}: ${statusWord(stepStatus(a, runStatus))}`))) : null,
       detail && detail.error ? h("pre", {className: "output error", "data-testid": "step-error"},
         `${detail.error.name || "Error"}: ${detail.error.message || ""}`) : null,
       detail && detail.data !== null && detail.data !== undefined ?
@@ -652,6 +702,7 @@ function runView(main, runId) {
 
 function route() {
   view.stop();
+  clearFlash();  // an error belongs to the page it was about, not to the next one
   const main = document.getElementById("view");
   main.replaceChildren();
   const [path, queryString] = (location.hash.replace(/^#/, "") || "/runs").split("?");
