@@ -89,6 +89,11 @@ CLAIMS = {
         "busy-drafts: 5 runs under limit=1 finished after 5 x the work time",
         "the unthrottled burst got 429s: True; with Throttle(14/min): 0 429s",
     ],
+    "12_priority_fairness.ipynb": [
+        "drafts executing at once at most: 6",
+        "at most 4 at once, 2 per customer",
+        "without the key: t-big held up to 6 slots",
+    ],
     "04_idempotency.ipynb": [
         "step bodies run: {'lookup-order': 1, 'issue-provider-refund': 1, 'audit-refund': 1}",
         "money moved: 5000 cents for a 2500-cent refund",
@@ -106,6 +111,15 @@ EMBEDDED_CLAIMS = {
         "36 s after that",
         "runs started within one period of the burst: 150 of 150 (limit 100 per period)",
         "longest wait to start: 0.0 s; 429s: 0",
+    ],
+    "12_priority_fairness.ipynb": [
+        "start order within 9:00: ['B1', 'B2', 'A1', 'A2', 'C1', 'C2']",
+        "pool-ranked: round 1 = A1 A2 B1 B2",
+        "pool-unranked: round 1 = A1 A2 C1 C2",
+        "with the tenant key, first draft in round: {'t-big': 1, 't-small-1': 1, 't-small-2': 1, "
+        "'t-small-3': 2, 't-small-4': 2, 't-small-5': 3}",
+        "without the tenant key, first draft in round: {'t-big': 1, 't-small-1': 5",
+        "order after the long job: ['E1', 'F', 'E3', 'E2']",
     ],
 }
 
