@@ -82,6 +82,7 @@ CLAIMS = {
         "events sent: 1000; runs of this burst: {'COMPLETED': 1000}",
         "skipped runs: 0 | events that started no run: 0",
         "peak executing steps: 10; c-angry at most 2",
+        "so of c-angry's 100 emails, 98 waited behind its key while 2 were drafted",
         "steps executing at once: 10 (c-angry: 2)",
         "without the key: c-angry held up to 10 slots",
         "sleepy-drafts: 5 runs under limit=1 finished after 1 x the work time; runs in progress "
