@@ -95,6 +95,20 @@ CLAIMS = {
         "at most 4 at once, 2 per customer",
         "without the key: t-big held up to 6 slots",
     ],
+    "13_batching.ipynb": [
+        "120 events -> 3 runs of sizes [50, 50, 20]; provider requests: 3",
+        "runs after 30 s: 1 | events in it: [3]",
+        "50 tickets: 50 provider requests one by one, 1 batched",
+        "store failed once; provider requests for the batch: 1",
+        "run FAILED; provider requests 3 carrying 150 texts; tickets embedded: 0 of 49",
+        "fixed: run COMPLETED; provider requests 1; tickets embedded: 49 of 49; "
+        "dead letters: ['t-poison']",
+        "the store ran twice: 98 rows sent, 49 rows kept",
+        "embed-one-at-a-time: 3 batches; embed requests in flight at most: 1",
+        "max_size=5: 12 events -> [5, 5, 2]",
+        "Batch(timeout=timedelta(days=1)) is sent as: 1d",
+        "10,000 events, max_size=50: 200 run(s): 200 completed",
+    ],
     "04_idempotency.ipynb": [
         "step bodies run: {'lookup-order': 1, 'issue-provider-refund': 1, 'audit-refund': 1}",
         "money moved: 5000 cents for a 2500-cent refund",
@@ -121,6 +135,14 @@ EMBEDDED_CLAIMS = {
         "'t-small-3': 2, 't-small-4': 2, 't-small-5': 3}",
         "without the tenant key, first draft in round: {'t-big': 1, 't-small-1': 5",
         "order after the long job: ['E1', 'F', 'E3', 'E2']",
+    ],
+    "13_batching.ipynb": [
+        "ctx.event in each run is the batch's first event: ['t-0', 't-50', 't-100']",
+        "runs after 29 s: 0",
+        "embed-parallel: 3 batches; embed requests in flight at most: 3",
+        "sync refused: batch-lab-embed-fifty: batch_size_too_large",
+        "batch + priority: refused: batching cannot be combined with priority",
+        "batch + cancel: refused: batching cannot be combined with cancel",
     ],
 }
 
