@@ -107,7 +107,6 @@ CLAIMS = {
         "embed-one-at-a-time: 3 batches; embed requests in flight at most: 1",
         "max_size=5: 12 events -> [5, 5, 2]",
         "Batch(timeout=timedelta(days=1)) is sent as: 1d",
-        "10,000 events, max_size=50: 200 run(s): 200 completed",
     ],
     "04_idempotency.ipynb": [
         "step bodies run: {'lookup-order': 1, 'issue-provider-refund': 1, 'audit-refund': 1}",
@@ -143,6 +142,7 @@ EMBEDDED_CLAIMS = {
         "sync refused: batch-lab-embed-fifty: batch_size_too_large",
         "batch + priority: refused: batching cannot be combined with priority",
         "batch + cancel: refused: batching cannot be combined with cancel",
+        "10,000 events, max_size=50: 200 run(s): 200 completed",
     ],
 }
 
