@@ -142,8 +142,18 @@ def source_for(job: NotebookJob, source_dir: Path | None) -> tuple[Path | None, 
 
 # -- running one notebook -------------------------------------------------------------------
 
+class RunningJobs:
+    """The grading processes running now. With ``--jobs N`` one job's stray cleanup must spare
+    the others' process trees; a job registers its process under the lock it spawns under, so
+    a cleanup never sees a job that has started and is not yet registered."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pids: set[int] = set()
+
+
 def run_notebook(job: NotebookJob, settings: Settings, base: Path, protected: list[Path],
-                 index: int) -> Outcome:
+                 index: int, running: RunningJobs | None = None) -> Outcome:
     source, problem = source_for(job, settings.source_dir)
     if problem:
         outcome = Outcome("no source", problem)
@@ -180,7 +190,7 @@ def run_notebook(job: NotebookJob, settings: Settings, base: Path, protected: li
     spec_file = work / "spec.json"
     spec_file.write_text(json.dumps(spec, indent=1), encoding="utf-8")
     status = _run_job(spec_file, job.file("logs", ".grader.log"),
-                      settings.timeout + JOB_GRACE_S)
+                      settings.timeout + JOB_GRACE_S, running or RunningJobs())
     if status:
         return _stopped(job, *status, specs)
     try:
@@ -195,20 +205,26 @@ def run_notebook(job: NotebookJob, settings: Settings, base: Path, protected: li
     return outcome
 
 
-def _run_job(spec_file: Path, log: Path, limit: float) -> tuple[str, str] | None:
+def _run_job(spec_file: Path, log: Path, limit: float,
+             running: RunningJobs) -> tuple[str, str] | None:
     """Run ``grade_run`` on one spec; a (status, detail) only when that process failed."""
     cmd = [sys.executable, "-m", "lab_support.grade_run", str(spec_file)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]))
     env.pop("INNGEST_DEV", None)
     with open(log, "w", encoding="utf-8") as log_fh:
-        proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        with running.lock:
+            proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            running.pids.add(proc.pid)
         try:
             code = proc.wait(limit)
         except subprocess.TimeoutExpired:
             kill_tree(proc)
             return "timeout", f"the grading process was stopped after {limit:g} s"
+        finally:
+            with running.lock:
+                running.pids.discard(proc.pid)
     if code != 0:
         return "grader error", f"the grading process exited with code {code}; see {log}"
     return None
@@ -335,17 +351,17 @@ def grade(submissions: list[Path], out: Path, *, timeout: float = DEFAULT_TIMEOU
     base = Path(tempfile.mkdtemp(prefix="lab-grade-")) if owned_base else settings.sandbox_dir
     base.mkdir(parents=True, exist_ok=True)
     adopted = sb.become_subreaper()
-    live: set[int] = set()
-    lock = threading.Lock()
+    running = RunningJobs()
 
     def one(numbered: tuple[int, NotebookJob]) -> Outcome:
         index, job = numbered
         before = {p.pid for p in psutil.Process().children()}
-        outcome = run_notebook(job, settings, base, protected, index)
+        outcome = run_notebook(job, settings, base, protected, index, running)
         if adopted:
-            with lock:
-                strays = sb.kill_all(lambda: [p for p in sb.descendants()
-                                              if p.pid not in before and p.pid not in live])
+            # the other jobs' process trees are theirs; what is left outside them is a stray
+            with running.lock:
+                strays = sb.kill_all(lambda: [p for p in sb.descendants(exclude=running.pids)
+                                              if p.pid not in before])
             if strays:
                 outcome.detail += f"; killed {strays} process(es) that outlived the notebook"
         earned = sum(r.points for r in outcome.rows)

@@ -10,7 +10,7 @@ creates the run before it answers; a real dev server within a moment (we wait, b
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from .client import LabClientError
@@ -28,7 +28,10 @@ def invoke(lab: "Lab", function: Any, data: dict | None) -> str:
     api = lab._require_engine()
     slug = lab._slug(function)
     fn_id = api.function_id(slug)           # a clear error when it is not synced
-    since = lab.clock.now() - timedelta(seconds=5)
+    # A real server queues the run at wall time, even after lab.clock.advance moved the lab's
+    # schedule cursor ahead of it.
+    now = lab.clock.now() if api.kind == "embedded" else datetime.now(timezone.utc)
+    since = now - timedelta(seconds=5)
 
     def invoked_runs() -> list[dict]:
         return [r for r in api.runs(function_ids=[fn_id], since=since)

@@ -66,7 +66,10 @@ def rerun_failed(lab: "Lab", function: Any, since: datetime | None,
         if _is_cron(api, run["id"]):
             skipped.append(run["id"])
             continue
-        new_ids.append(rerun(lab, run["id"], from_step=failed_step(api, run["id"])))
+        # One trace per run: the failed span already carries the step id the rerun needs.
+        span = tracing.failed_step(api.trace(run["id"], settle=True))
+        step_id = span and (span.get("stepID") or hashlib.sha1(span["name"].encode()).hexdigest())
+        new_ids.append(api.rerun(run["id"], step_id or None))
     _say(f"reran {len(new_ids)} failed run(s) from their failed step", skipped)
     return new_ids
 

@@ -86,18 +86,29 @@ def from_engine(api, slug: str | None, key: str | None) -> Stats:
 
 
 # -- rebuilt from traces (a real dev server) ---------------------------------------------------
-def attempt_intervals(trace: dict) -> list[tuple[datetime, datetime | None]]:
-    """(start, end) of every step execution in a trace; end None while still executing."""
+def attempt_intervals(trace: dict, run_end: datetime | None = None
+                      ) -> list[tuple[datetime, datetime | None]]:
+    """(start, end) of every step execution in a trace; end None while still executing.
+
+    A real server can leave an attempt's span open after it ended (seen on the OSS build: a
+    finished run whose step and attempt spans have no end). Counting those as executing
+    forever inflates every peak, so an open attempt ends at the first thing known to come
+    after it: the step's next attempt, the step span's own end, or the end of the run."""
+    run_end = run_end or parse_time((trace or {}).get("endedAt"))
     out = []
     for span in tracing.step_spans(trace):
         if span.get("memoized") or span.get("stepOp") not in EXECUTING_OPS:
             continue                    # sleeps and waits hold no slot
         children = [c for c in span.get("childrenSpans") or []
                     if str(c.get("name", "")).startswith("Attempt")]
-        for part in children or [span]:
-            start = parse_time(part.get("startedAt"))
-            if start is not None:
-                out.append((start, parse_time(part.get("endedAt"))))
+        parts = sorted((parse_time(p.get("startedAt")), parse_time(p.get("endedAt")))
+                       for p in children or [span] if parse_time(p.get("startedAt")))
+        step_end = parse_time(span.get("endedAt")) or run_end
+        for n, (start, end) in enumerate(parts):
+            if end is None:
+                later = parts[n + 1][0] if n + 1 < len(parts) else step_end
+                end = later if later is not None and later >= start else None
+            out.append((start, end))
     return out
 
 
@@ -120,7 +131,8 @@ def from_traces(api, slug: str | None, key: str | None, *, limit: int = 400) -> 
                 value = expressions.key_value(key, _trigger_event(api, run["id"]))
             except expressions.ExpressionError:
                 value = None
-        for start, end in attempt_intervals(api.trace(run["id"])):
+        run_end = parse_time(run.get("endedAt"))
+        for start, end in attempt_intervals(api.trace(run["id"]), run_end):
             changes += [(start, 1, 1, value), (end or forever, 0, -1, value)]
     changes.sort(key=lambda c: (c[0], c[1]))
     executing, peak, series = 0, 0, []

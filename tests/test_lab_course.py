@@ -12,7 +12,7 @@ from lab_support import course
 from lab_support.progress import keep_check_results, progress, progress_rows
 
 ROOT = Path(__file__).resolve().parents[1]
-NEW_NOTEBOOK = """# 05 · Fan-out
+NEW_NOTEBOOK = """# 99 · Fan-out
 
 **Time:** about 20 min
 
@@ -45,13 +45,14 @@ def test_a_new_notebook_is_one_file_and_appears_in_the_home(tmp_path):
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks",
                     ignore=shutil.ignore_patterns("*.ipynb"))
     shutil.copytree(ROOT / "exercises", tmp_path / "exercises")
-    (tmp_path / "notebooks" / "05_fan_out.md").write_text(NEW_NOTEBOOK, encoding="utf-8")
+    # a stem no real notebook will take, so the course's own notebooks never collide with it
+    (tmp_path / "notebooks" / "99_fan_out.md").write_text(NEW_NOTEBOOK, encoding="utf-8")
     entries = course.course(tmp_path)
-    added = next(e for e in entries if e.stem == "05_fan_out")  # later notebooks may follow it
-    assert added.exercise is None
+    added = entries[-1]
+    assert added.stem == "99_fan_out" and added.exercise is None
     assert added.goals == ["Send one event per customer.", "See each run retried on its own."]
     home = course.home_markdown(entries)
-    assert "| 05 | [Fan-out](05_fan_out.ipynb) | about 20 min | none |" in home
+    assert "| 99 | [Fan-out](99_fan_out.ipynb) | about 20 min | none |" in home
     committed = (ROOT / "notebooks" / "README.md").read_text(encoding="utf-8")
     assert home != committed, "a notebook missing from the home makes the check fail"
 

@@ -171,3 +171,17 @@ def test_hidden_checks_go_after_their_anchor_or_at_the_end():
     again, notes = restore_checks(restored, source)
     assert [c.id for c in again.cells] == ["a", "h1", "x", "h2"]  # present: not added twice
     assert notes == []  # the source's own cells, untouched: nothing to report
+
+
+def test_parallel_jobs_score_like_one_at_a_time(graded, tmp_path):
+    # a job that ends must clean up only its own strays, never a neighbour's grading process
+    _, rows, _ = graded
+    code = grade.main([str(SUBMISSIONS / who) for who in ("alice", "bob", "carol", "dave")]
+                      + [str(FIXTURES / "exercises" / "fizz.ipynb"),
+                         "--source", str(FIXTURES / "solutions"), "--out", str(tmp_path),
+                         "--timeout", "8", "--engine", "none", "--jobs", "3"])
+    assert code == 0
+    parallel = read_csv(tmp_path / "grades.csv")
+    assert not [r for r in parallel if "left no result" in r.hint or "exited with code"
+                in r.hint], [(r.submission, r.hint) for r in parallel]
+    assert scores(parallel) == scores(rows)

@@ -38,6 +38,38 @@ BROKEN = {
         'lab.send("user/signed.up", {"email": email}, id=f"signup-{form_token}")',
         'lab.send("user/signed.up", {"email": email})',  # Task 2: no event id
         {"the double submit started one run and sent one email"}),
+    "05_fan_out_exercise.ipynb": (
+        'id=f"invite-{team}-{m}"', 'id=f"invite-{ctx.run_id}-{m}"',  # Task 2: ids per run
+        {"a repeated request invites nobody twice"}),
+    "06_step_run_exercise.ipynb": (
+        'reference = await ctx.step.run("make-reference", new_reference)',
+        'reference = new_reference()',  # Task 2: the reference made outside a step
+        {"the record and every email attempt share one reference"}),
+    "07_memoization_exercise.ipynb": (
+        'f"load-customer-{customer_id}"', '"load-customer"',  # Task 2: positional slots
+        {"every customer in the digest got their own record",
+         "the digest still matches with another ticket list"}),
+    "08_sleep_and_wait_exercise.ipynb": (
+        'if_exp="async.data.user_id == event.data.user_id", timeout=lab.days(7))',
+        'timeout=lab.days(7))',  # Task 1: any user's upgrade ends every trial
+        {"an upgrade resumes only its own trial; the other ends after 7 days"}),
+    "09_retries_exercise.ipynb": (
+        'fn_id="score-lead", retries=1,', 'fn_id="score-lead", retries=3,',  # Task 2: 4 lookups
+        {"the lead is saved without a company after two lookups"}),
+    "10_ai_calls_exercise.ipynb": (
+        'label = await ctx.step.run("classify", call_model, f"Classify this ticket: {text}")',
+        'label = await call_model(f"Classify this ticket: {text}")',  # Task 2: model unwrapped
+        {"a twice-failing router costs one model request",
+         "the model's answer is memoized, not recomputed"}),
+    "14_replay_cancel_exercise.ipynb": (
+        'return lab.rerun_failed("answer-ticket", since=since, until=until)',
+        'return lab.replay("answer-ticket", since=since, until=until)',  # Task 1: from the top
+        {"every ticket of the window answered once, no draft paid twice"}),
+    "15_hitl_gates_exercise.ipynb": (
+        'return lab.send("escalation/decision.made", data, id=f"decision-{request_id}")',
+        'return lab.send("escalation/decision.made", data)',  # Task 2: no decision id
+        {"a double click is recorded once; a forged id is refused",
+         "two reviewers one after the other: the first decision is the one on record"}),
 }
 
 

@@ -194,6 +194,24 @@ def test_cron_ticks_are_fired_by_the_lab_clock(real_lab):
                for f in fired)
 
 
+def test_invoke_after_the_lab_clock_moved_finds_its_run(real_lab):
+    # lab.clock.advance moves only the lab's cursor on a real server; the invoked run is
+    # queued at wall time, and lab.invoke must still find it
+    lab = real_lab
+    lab.clock.advance(timedelta(days=2))
+    run = lab.wait(lab.invoke("steps", {"by": "hand"}), status="Completed", timeout=60)
+    assert json.loads(lab.run(run["id"])["output"]) == ["first", "second"]
+
+
+def test_step_peaks_from_real_traces_are_not_inflated(real_lab):
+    # the real server leaves attempt spans open in finished runs; runs one after another
+    # executed one step at a time, so the rebuilt peak is 1, not the number of runs
+    lab = real_lab
+    for n in range(4):
+        lab.wait(lab.send("lane/steps", {"one-by-one": n}), status="Completed", timeout=60)
+    assert lab.stats("steps").peak == 1
+
+
 def test_lab_hours_scale_in_a_process_host_too(real_url):
     from real_lane_functions import half_hour_nap
 

@@ -160,6 +160,10 @@ class Executor:
         ops = sorted(answer.ops, key=lambda op: op.get("op") != "WaitForEvent")
         if len(ops) > 1:
             run.force_plan = True
+            # As the dev server does: with several ops outstanding (parallel invokes, sleeps,
+            # waits), the run is called again when the last one has its result, not after each
+            # (a call in between would report the others again and start them twice).
+            run.pending.extend(op["id"] for op in ops if op.get("id") not in run.pending)
         if len(run.steps) + len(ops) > MAX_STEPS:
             engine.scheduler.remove(item.id)
             engine.fail_run(run, f"The function run exceeded the step limit of {MAX_STEPS} steps.")
