@@ -119,6 +119,7 @@ CLAIMS = {
         "fixed: run COMPLETED; provider requests 1; tickets embedded: 49 of 49; "
         "dead letters: ['t-poison']",
         "the store ran twice: 98 rows sent, 49 rows kept",
+        "embed-one-at-a-time: 3 batches; embed requests in flight at most: 1",
         "max_size=5: 12 events -> [5, 5, 2]",
         "Batch(timeout=timedelta(days=1)) is sent as: 1d",
     ],
@@ -343,7 +344,6 @@ EMBEDDED_ONLY_CLAIMS = {
         "ctx.event in each run is the batch's first event: ['t-0', 't-50', 't-100']",
         "runs after 29 s: 0",
         "embed-parallel: 3 batches; embed requests in flight at most: 3",
-        "embed-one-at-a-time: 3 batches; embed requests in flight at most: 1",
         "sync refused: batch-lab-embed-fifty: batch_size_too_large",
         "batch + priority: refused: batching cannot be combined with priority",
         "batch + cancel: refused: batching cannot be combined with cancel",
