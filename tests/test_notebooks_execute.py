@@ -332,7 +332,7 @@ EMBEDDED_ONLY_CLAIMS = {
         "longest wait to start: 0.0 s; 429s: 0",
     ],
     "12_priority_fairness.ipynb": [
-        "start order within 9:00: ['B1', 'B2', 'A1', 'A2', 'C1', 'C2']",
+        "drafts begun at 9:00: ['A1', 'A2', 'B1', 'B2', 'C1', 'C2']",
         "pool-ranked: round 1 = A1 A2 B1 B2",
         "pool-unranked: round 1 = A1 A2 C1 C2",
         "with the tenant key, first draft in round: {'t-big': 1, 't-small-1': 1, 't-small-2': 1, "
