@@ -79,12 +79,13 @@ def test_list_functions(synced):
     answer = as_json(result)
     functions = {f["slug"]: f for f in answer["data"]}
     assert {plain(synced["greet"]), plain(synced["flaky"])} <= set(functions)
-    assert answer["page"]["hasMore"] is False and answer["page"]["limit"] == 20
+    assert answer["page"] == {"limit": 20}  # no more pages: the real server omits hasMore
     assert functions[plain(synced["greet"])]["app"] == {"id": APP_ID}
-    assert {"type": "FUNCTION_TRIGGER_TYPE_EVENT", "value": "mcp/greet"} in \
+    assert functions[plain(synced["greet"])]["id"] == plain(synced["greet"])
+    assert {"type": "EVENT", "value": "mcp/greet"} in \
         functions[plain(synced["greet"])]["triggers"]
     assert missing.is_error and "App ID is required" in text_of(missing)
-    assert as_json(other_app)["data"] == []
+    assert "data" not in as_json(other_app)  # the real server omits an empty list
 
 
 def test_list_functions_pages_with_the_cursor(synced):

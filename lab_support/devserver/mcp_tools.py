@@ -45,7 +45,6 @@ MAX_OUTPUT_CHARS = 4000
 # The real server's list_functions (its REST v2 GetFunctions): appId required, 20 a page, 100 max.
 FUNCTIONS_DEFAULT_LIMIT = 20
 FUNCTIONS_MAX_LIMIT = 100
-TRIGGER_TYPES = {"event": "FUNCTION_TRIGGER_TYPE_EVENT", "cron": "FUNCTION_TRIGGER_TYPE_CRON"}
 
 RUN_QUERY = """
 query($id: String!) {
@@ -73,9 +72,11 @@ FUNCTIONS_QUERY = "query { functions { id slug name triggers { type value } app 
 def functions_page(functions: list[dict], app_id: str, cursor: str, limit: int) -> dict:
     """One page of ``app_id``'s functions in the real server's shape (``data``, ``page``).
 
-    Slugs are the app-relative ids the SDK declared (``"approval"``, not
-    ``"labtest-approval"``), as the real server answers; the page cursor is the last
-    function's id, and pages run in id order so a cursor stays valid across syncs.
+    As the real server answers (its REST v2 GetFunctions, JSON without empty fields): ``id``
+    and ``slug`` are the app-relative function id the SDK declared (``"approval"``, not
+    ``"labtest-approval"``); ``data`` is absent when there is none and ``page.hasMore`` when
+    false; pages run in the engine's internal-id order and ``page.cursor`` is the last
+    function's internal id. The real answer's ``configuration`` block is not reproduced.
     """
     if not app_id:
         raise ToolError("App ID is required: pass appId, the app's id (the SDK client's app_id)")
@@ -89,18 +90,21 @@ def functions_page(functions: list[dict], app_id: str, cursor: str, limit: int) 
             raise ToolError("Cursor is invalid: use page.cursor from the previous answer")
         mine = [f for f in mine if f["id"] > cursor]
     page, has_more = mine[:limit], len(mine) > limit
-    data = [{"id": f["id"], "name": f["name"],
-             "slug": f["slug"].removeprefix(app_id + "-"),
-             "isPaused": False, "isArchived": False, "app": {"id": app_id},
-             "triggers": [{"type": TRIGGER_TYPES.get(str(t.get("type")).lower(),
-                                                     "FUNCTION_TRIGGER_TYPE_UNSPECIFIED"),
-                           "value": t.get("value")} for t in f.get("triggers") or []]}
-            for f in page]
-    page_info: dict[str, Any] = {"hasMore": has_more, "limit": limit}
+    answer: dict[str, Any] = {}
+    if page:
+        answer["data"] = [_function_record(f, app_id) for f in page]
+    answer["metadata"] = {"fetchedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    answer["page"] = {"limit": limit}
     if has_more:
-        page_info["cursor"] = page[-1]["id"]
-    return {"data": data, "metadata": {"fetchedAt": time.strftime(
-        "%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, "page": page_info}
+        answer["page"] = {"cursor": page[-1]["id"], "hasMore": True, "limit": limit}
+    return answer
+
+
+def _function_record(function: dict, app_id: str) -> dict:
+    slug = function["slug"].removeprefix(app_id + "-")
+    return {"app": {"id": app_id}, "id": slug, "name": function["name"], "slug": slug,
+            "triggers": [{"type": str(t.get("type") or "").upper(), "value": t.get("value")}
+                         for t in function.get("triggers") or []]}
 
 
 class LabMCPServer(MCPServer):
