@@ -341,7 +341,10 @@ def create_mcp_server(api_base: str, docs_dir: Path | str = DOCS_DIR,
         message = (f"Event {name!r} sent; it started {len(run_ids)} run(s)." if run_ids else
                    f"Event {name!r} sent; no run started yet (no trigger matched, the event "
                    "id was already used, or debounce/batching delays the run).")
-        return {"eventId": event_id, "runIds": run_ids, "status": "sent", "message": message}
+        answer = {"eventId": event_id, "status": "sent", "message": message}
+        if run_ids:  # the real server leaves runIds out when no run has started yet
+            answer["runIds"] = run_ids
+        return answer
 
     @server.tool(description="List one app's functions (appId: the app's id, e.g. the SDK "
                              "client's app_id) with their triggers; page with cursor/limit "
