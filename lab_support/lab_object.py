@@ -391,12 +391,23 @@ class Lab:
     def run(self, run_id: str) -> dict:
         return self._require_engine().run(run_id)
 
-    def wait(self, target: Any, status: Any = None, timeout: float = DEFAULT_WAIT_S):
+    def wait(self, target: Any, status: Any = None, timeout: float = DEFAULT_WAIT_S,
+             *, at_least: int = 1):
         """Wait until the run(s) finish (or reach ``status``). ``target``: a run id, an event
         id, or a list of them (``lab.send(...)`` returns event ids). Returns the run, or a
-        list when there are several."""
+        list when there are several. A Function object as ``target`` waits until none of its
+        runs is queued or running (a burst) and at least ``at_least`` runs of it exist in all
+        (for batches still collecting events, which are no run yet), and returns its runs
+        counted per status."""
         from .waiting import wait_for
 
+        if hasattr(target, "id") and not isinstance(target, (str, list, tuple)):
+            from .function_wait import wait_for_function
+
+            if status is not None:
+                raise ValueError("lab.wait(function) waits for every run to finish; status= "
+                                 "belongs to waits on run or event ids")
+            return wait_for_function(self, target, timeout=timeout, at_least=at_least)
         return wait_for(self, target, status=status, timeout=timeout)
 
     def trace(self, run_id: str, outputs: bool = True):

@@ -56,7 +56,7 @@ def _collect(lab: "Lab", target: Any) -> list[dict]:
     runs: list[dict] = []
     for some_id in ids:
         try:
-            runs.append(api.run(some_id))
+            runs.append(api.run(some_id, wait=0))  # an event id is no run: ask once
         except LabClientError:  # an event id: its runs
             runs += [api.run(r["run_id"]) for r in api.event_runs(some_id)]
     return runs
@@ -64,7 +64,7 @@ def _collect(lab: "Lab", target: Any) -> list[dict]:
 
 def _is_known_id(api, value: str) -> bool:
     try:
-        api.run(value)
+        api.run(value, wait=0)
         return True
     except LabClientError:
         try:

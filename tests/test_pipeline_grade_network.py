@@ -24,6 +24,7 @@ import pytest
 from lab_support import grade, sandbox
 from lab_support.engine_process import EngineProcess
 from lab_support.report import read_csv
+from test_pipeline_grade_hostile import totals  # (points, max, execution status) per submission
 
 NET = Path(__file__).resolve().parent / "pipeline_fixtures" / "net"
 EXPECTED = {  # (points, max, execution status)
@@ -64,17 +65,6 @@ def graded(decoy, tmp_path_factory):
                        "--jobs", "2", "--confine", "landlock"])
     assert code == 0
     return out, read_csv(out / "grades.csv")
-
-
-def totals(rows) -> dict:
-    found: dict[str, list] = {}
-    for row in rows:
-        entry = found.setdefault(row.submission, [0, 0, ""])
-        entry[0] += row.points
-        entry[1] += row.max
-        if row.check == grade.EXECUTION_ROW:
-            entry[2] = row.status
-    return {name: tuple(entry) for name, entry in found.items()}
 
 
 def executed(out: Path, who: str) -> nbformat.NotebookNode:

@@ -6,7 +6,9 @@ slots, workers, and the virtual clock's auto-advance.
   ``engine.on_timer``.
 * A ready call needs a worker (at most ``max_workers`` SDK requests in flight, like the dev
   server's queue workers) and a slot in every concurrency counter of its run. Without a slot
-  it waits in the backlog of the counter that was full; a release re-queues that backlog.
+  it waits in the backlog of the counter that was full (a heap in priority order); a release
+  moves only as many of the best waiting calls to the ready heap as it freed slots for, so a
+  burst of 1,000 calls behind a limit of 10 costs a few heap moves per release, not 1,000.
   Nothing is dropped.
 * Auto-advance (virtual clock): when nothing is in flight, ready or blocked, the clock jumps
   to the next timer if that timer is *internal* (belongs to a run in progress: a sleep, a
@@ -43,7 +45,7 @@ class Scheduler:
         self._seq = itertools.count(1)
         self._timers: list[tuple[int, int, str]] = []
         self._ready: list[tuple[int, int, str]] = []
-        self.backlog: dict[str, list[Item]] = defaultdict(list)
+        self.backlog: dict[str, list[tuple[int, int, str]]] = defaultdict(list)   # heaps
         self.in_flight: dict[str, asyncio.Task] = {}
         self.slots: Counter[str] = Counter()
         self._wake: asyncio.Event | None = None
@@ -226,7 +228,7 @@ class Scheduler:
                 continue
             full = self.engine.blocking_counter(item)
             if full is not None:
-                self.backlog[full].append(item)
+                heapq.heappush(self.backlog[full], entry)
                 continue
             self._acquire(item)
             self.in_flight[item.id] = asyncio.create_task(self._work(item))
@@ -254,23 +256,60 @@ class Scheduler:
     def requeue_blocked(self) -> None:
         """Give every call waiting for a slot another try (the limits themselves changed)."""
         for key in list(self.backlog):
-            for waiting in self.backlog.pop(key, []):
-                if self.engine.store.items.get(waiting.id) is waiting:
-                    heapq.heappush(self._ready, (self.engine.priority_key(waiting),
-                                                 waiting.seq, waiting.id))
+            for entry in self.backlog.pop(key, []):
+                heapq.heappush(self._ready, entry)    # _dispatch drops stale entries
         self.poke()
 
     def release(self, item: Item) -> None:
         self.engine.step_stats.ended(item)
-        for key in item.payload.pop("held", []):
+        held = item.payload.pop("held", [])
+        for key in held:
             self.slots[key] -= 1
             if self.slots[key] <= 0:
                 del self.slots[key]
-            for waiting in self.backlog.pop(key, []):
-                if self.engine.store.items.get(waiting.id) is waiting:
-                    heapq.heappush(self._ready, (self.engine.priority_key(waiting),
-                                                 waiting.seq, waiting.id))
+        self._wake_waiting(held, dict(map(tuple, self.engine.counters(item))))
         self.poke()
+
+    def _wake_waiting(self, keys: list[str], limits: dict[str, int]) -> None:
+        """After a release of ``keys``: move the best waiting calls of those counters (in
+        priority order across them) to the ready heap, as many as the freed slots can take.
+        A call that another counter blocks moves to that counter's backlog, to be woken by
+        its release; nothing waits behind a free slot for long."""
+        free = {}
+        for key in keys:
+            if key in limits:
+                free[key] = limits[key] - self.slots.get(key, 0)
+            else:        # the limit changed since the call took its slot: let all try again
+                for entry in self.backlog.pop(key, []):
+                    heapq.heappush(self._ready, entry)
+        taken: Counter[str] = Counter()      # slots promised to calls moved to ready
+        deferred: list[tuple[str, tuple[int, int, str]]] = []
+        while True:
+            heads = [(self.backlog[k][0], k) for k in free
+                     if taken[k] < free[k] and self.backlog.get(k)]
+            if not heads:
+                break
+            entry, key = min(heads)
+            heapq.heappop(self.backlog[key])
+            waiting = self._live(entry)
+            if waiting is None:
+                continue
+            counters = self.engine.counters(waiting)
+            full = next((k for k, limit in counters
+                         if self.slots.get(k, 0) + taken[k] >= limit), None)
+            if full is None:
+                heapq.heappush(self._ready, entry)
+                for k, _limit in counters:
+                    taken[k] += 1
+            elif full in free:
+                deferred.append((full, entry))      # back after the scan (no endless loop)
+            else:
+                heapq.heappush(self.backlog[full], entry)
+        for key, entry in deferred:
+            heapq.heappush(self.backlog[key], entry)
+        for key in free:
+            if not self.backlog.get(key):
+                self.backlog.pop(key, None)
 
     async def _work(self, item: Item) -> None:
         try:
