@@ -96,8 +96,10 @@ def _learn(lab: "Lab", app) -> None:
         return
     data = lab.api.gql("query { apps { externalID url functions { slug name } } }")
     base = lab._host.base_url
+    # The real dev server stores a 127.0.0.1 app URL as http://localhost:<port>/...
+    bases = {base, base.replace("://127.0.0.1:", "://localhost:", 1)}
     for found in data.get("apps") or []:
-        if (found.get("url") or "").startswith(base):
+        if any((found.get("url") or "").startswith(b) for b in bases):
             lab.app_id = found["externalID"]
             lab.functions = [SyncedFunction(f["slug"], f["name"]) for f in found["functions"]]
             lab.serve_client = client

@@ -32,9 +32,14 @@ def idempotency_id(customer_id: str, when: datetime) -> str:
 
 def wait_for_runs(base: str, internal_id: str, timeout: float) -> list[str]:
     deadline = time.monotonic() + timeout
+    attempt = 0
     while time.monotonic() < deadline:
+        attempt += 1
         try:
-            runs = httpx.get(f"{base}/v1/events/{internal_id}/runs", timeout=5).json()
+            # The real dev server caches this GET for 15 s by its URL: the first (empty) answer
+            # would be repeated past our deadline, so each poll asks a distinct URL.
+            runs = httpx.get(f"{base}/v1/events/{internal_id}/runs",
+                             params={"poll": attempt}, timeout=5).json()
             if runs.get("data"):
                 return [r["run_id"] for r in runs["data"]]
         except (httpx.HTTPError, ValueError):

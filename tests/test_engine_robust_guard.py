@@ -101,7 +101,7 @@ def test_allow_host_and_allow_origin_widen_the_policy():
 def test_the_mcp_mount_keeps_working_for_clients(engine):
     async def run():
         async with Client(engine.url + "/mcp", read_timeout_seconds=30) as client:
-            return await client.call_tool("list_functions", {})
+            return await client.call_tool("list_functions", {"appId": "labtest"})
     result = asyncio.run(asyncio.wait_for(run(), 60))
     assert not result.is_error
 

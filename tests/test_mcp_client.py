@@ -62,8 +62,8 @@ def test_send_poll_and_inspect_a_run(url, tmp_path):
 def test_text_answers_come_back_as_text(url):
     doc = mcp_client.call_tool(url, "read_doc", {"path": "notes/mcp.md"})
     assert isinstance(doc, str) and doc.startswith("# The engine's MCP endpoint")
-    listed = mcp_client.call_tool(url, "list_functions")
-    assert "labtest-order" in [f["slug"] for f in listed["functions"]]
+    listed = mcp_client.call_tool(url, "list_functions", {"appId": "labtest"})
+    assert "order" in [f["slug"] for f in listed["data"]]
 
 
 def test_bad_requests_are_refused_before_anything_is_sent(url):
@@ -117,10 +117,10 @@ def test_a_waiting_tool_gets_its_own_timeout_on_top():
 
 
 def test_lab_mcp_shows_the_request_and_the_answer(lab, capsys):
-    answer = lab.mcp("list_functions")
-    assert "labtest-approval" in [f["slug"] for f in answer["functions"]]
+    answer = lab.mcp("list_functions", appId="labtest")
+    assert "approval" in [f["slug"] for f in answer["data"]]
     out = capsys.readouterr().out
-    assert "→ list_functions {}" in out and '"labtest-approval"' in out
+    assert '→ list_functions {"appId": "labtest"}' in out and '"approval"' in out
 
     with pytest.raises(MCPToolError):
         lab.mcp("get_run_status", runId="no-such-run")

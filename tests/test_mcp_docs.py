@@ -105,7 +105,8 @@ def test_workbook_notes_cover_the_engine_topics():
 def test_served_over_streamable_http_at_mcp(notes_dir):
     with serve_mcp(UNREACHABLE, docs_dir=notes_dir) as base:
         for url in (base + "/mcp", base + "/mcp/"):
-            listed, unreachable = call_tools(url, [("list_docs", {}), ("list_functions", {})])
+            listed, unreachable = call_tools(url, [("list_docs", {}),
+                                                  ("list_functions", {"appId": "labtest"})])
             assert json.loads(text_of(listed))["count"] == 3
             # Engine tools fail with a message that says what is wrong, not a crash.
             assert unreachable.is_error and "did not answer" in text_of(unreachable)

@@ -66,14 +66,40 @@ def as_json(result):
     return json.loads(text_of(result))
 
 
+def plain(slug):
+    """The app-relative slug the real server's list_functions answers with."""
+    return slug.removeprefix(APP_ID + "-")
+
+
 def test_list_functions(synced):
-    (result,) = call_tools(synced["mcp"], [("list_functions", {})])
-    functions = {f["slug"]: f for f in as_json(result)["functions"]}
-    assert {synced["greet"], synced["flaky"]} <= set(functions)
-    assert functions[synced["greet"]]["app"] == APP_ID
-    assert {"type": "EVENT", "value": "mcp/greet"} in [
-        {"type": t["type"].upper(), "value": t["value"]}
-        for t in functions[synced["greet"]]["triggers"]]
+    """The real server's shape: appId required, ``data`` + ``page``, app-relative slugs."""
+    (result, missing, other_app) = call_tools(synced["mcp"], [
+        ("list_functions", {"appId": APP_ID}), ("list_functions", {}),
+        ("list_functions", {"appId": "no-such-app"})])
+    answer = as_json(result)
+    functions = {f["slug"]: f for f in answer["data"]}
+    assert {plain(synced["greet"]), plain(synced["flaky"])} <= set(functions)
+    assert answer["page"] == {"limit": 20}  # no more pages: the real server omits hasMore
+    assert functions[plain(synced["greet"])]["app"] == {"id": APP_ID}
+    assert functions[plain(synced["greet"])]["id"] == plain(synced["greet"])
+    assert {"type": "EVENT", "value": "mcp/greet"} in \
+        functions[plain(synced["greet"])]["triggers"]
+    assert missing.is_error and "App ID is required" in text_of(missing)
+    assert "data" not in as_json(other_app)  # the real server omits an empty list
+
+
+def test_list_functions_pages_with_the_cursor(synced):
+    (everything,) = call_tools(synced["mcp"], [("list_functions", {"appId": APP_ID})])
+    slugs = [f["slug"] for f in as_json(everything)["data"]]
+    assert len(slugs) >= 2
+    (first,) = call_tools(synced["mcp"], [("list_functions", {"appId": APP_ID, "limit": 1})])
+    first = as_json(first)
+    assert first["page"]["hasMore"] is True and len(first["data"]) == 1
+    (second, bad) = call_tools(synced["mcp"], [
+        ("list_functions", {"appId": APP_ID, "limit": 1, "cursor": first["page"]["cursor"]}),
+        ("list_functions", {"appId": APP_ID, "limit": 101})])
+    assert as_json(second)["data"][0]["slug"] == slugs[1]
+    assert bad.is_error and "Limit" in text_of(bad)
 
 
 def test_send_event_then_poll_and_inspect(synced):
@@ -117,7 +143,7 @@ def test_send_event_wraps_non_object_data_and_reports_no_runs(synced):
     (result,) = call_tools(synced["mcp"], [("send_event", {"name": "mcp/nobody-listens",
                                                             "data": 7})])
     result = as_json(result)
-    assert result["runIds"] == []
+    assert "runIds" not in result  # the real server leaves an empty list out
     event = httpx.get(f"{synced['engine']}/v1/events/{result['eventId']}", timeout=5).json()
     assert event["data"]["data"] == {"value": 7}
 
@@ -138,8 +164,9 @@ def test_bad_input_gets_clear_errors(synced):
 def test_engine_serves_the_tools_at_mcp(synced):
     """The engine's own /mcp mount (the address Claude Code / OpenCode are given)."""
     for url in (synced["engine"] + "/mcp", synced["engine"] + "/mcp/"):
-        functions, docs = call_tools(url, [("list_functions", {}), ("list_docs", {})])
-        assert synced["greet"] in [f["slug"] for f in as_json(functions)["functions"]]
+        functions, docs = call_tools(url, [("list_functions", {"appId": APP_ID}),
+                                           ("list_docs", {})])
+        assert plain(synced["greet"]) in [f["slug"] for f in as_json(functions)["data"]]
         assert "notes/virtual-clock.md" in [d["path"] for d in as_json(docs)["docs"]]
 
 
@@ -148,4 +175,4 @@ def test_send_event_with_the_same_event_id_runs_once(synced):
         ("send_event", {"name": "mcp/greet", "data": {"name": "Once"}, "eventIdSeed": "order-77"}),
         ("send_event", {"name": "mcp/greet", "data": {"name": "Once"}, "eventIdSeed": "order-77"})])
     assert len(as_json(first)["runIds"]) == 1
-    assert as_json(second)["runIds"] == []
+    assert "runIds" not in as_json(second)

@@ -42,6 +42,9 @@ FAILURE_STATUSES = {"Failed", "Cancelled", "Overflowed"}
 TERMINAL_STATUSES = SUCCESS_STATUSES | FAILURE_STATUSES
 MAX_WAIT_S = 600.0
 MAX_OUTPUT_CHARS = 4000
+# The real server's list_functions (its REST v2 GetFunctions): appId required, 20 a page, 100 max.
+FUNCTIONS_DEFAULT_LIMIT = 20
+FUNCTIONS_MAX_LIMIT = 100
 
 RUN_QUERY = """
 query($id: String!) {
@@ -64,6 +67,44 @@ query($id: String!) {
 SPAN_OUTPUT_QUERY = """
 query($id: String!) { runTraceSpanOutputByID(outputID: $id) { data error { message name } } }"""
 FUNCTIONS_QUERY = "query { functions { id slug name triggers { type value } app { name } } }"
+
+
+def functions_page(functions: list[dict], app_id: str, cursor: str, limit: int) -> dict:
+    """One page of ``app_id``'s functions in the real server's shape (``data``, ``page``).
+
+    As the real server answers (its REST v2 GetFunctions, JSON without empty fields): ``id``
+    and ``slug`` are the app-relative function id the SDK declared (``"approval"``, not
+    ``"labtest-approval"``); ``data`` is absent when there is none and ``page.hasMore`` when
+    false; pages run in the engine's internal-id order and ``page.cursor`` is the last
+    function's internal id. The real answer's ``configuration`` block is not reproduced.
+    """
+    if not app_id:
+        raise ToolError("App ID is required: pass appId, the app's id (the SDK client's app_id)")
+    limit = limit or FUNCTIONS_DEFAULT_LIMIT
+    if not 1 <= limit <= FUNCTIONS_MAX_LIMIT:
+        raise ToolError(f"Limit must be between 1 and {FUNCTIONS_MAX_LIMIT}")
+    mine = sorted((f for f in functions if (f.get("app") or {}).get("name") == app_id),
+                  key=lambda f: f["id"])
+    if cursor:
+        if cursor not in {f["id"] for f in mine}:
+            raise ToolError("Cursor is invalid: use page.cursor from the previous answer")
+        mine = [f for f in mine if f["id"] > cursor]
+    page, has_more = mine[:limit], len(mine) > limit
+    answer: dict[str, Any] = {}
+    if page:
+        answer["data"] = [_function_record(f, app_id) for f in page]
+    answer["metadata"] = {"fetchedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    answer["page"] = {"limit": limit}
+    if has_more:
+        answer["page"] = {"cursor": page[-1]["id"], "hasMore": True, "limit": limit}
+    return answer
+
+
+def _function_record(function: dict, app_id: str) -> dict:
+    slug = function["slug"].removeprefix(app_id + "-")
+    return {"app": {"id": app_id}, "id": slug, "name": function["name"], "slug": slug,
+            "triggers": [{"type": str(t.get("type") or "").upper(), "value": t.get("value")}
+                         for t in function.get("triggers") or []]}
 
 
 class LabMCPServer(MCPServer):
@@ -300,15 +341,17 @@ def create_mcp_server(api_base: str, docs_dir: Path | str = DOCS_DIR,
         message = (f"Event {name!r} sent; it started {len(run_ids)} run(s)." if run_ids else
                    f"Event {name!r} sent; no run started yet (no trigger matched, the event "
                    "id was already used, or debounce/batching delays the run).")
-        return {"eventId": event_id, "runIds": run_ids, "status": "sent", "message": message}
+        answer = {"eventId": event_id, "status": "sent", "message": message}
+        if run_ids:  # the real server leaves runIds out when no run has started yet
+            answer["runIds"] = run_ids
+        return answer
 
-    @server.tool(description="List the functions synced to the engine with their triggers.")
-    async def list_functions() -> dict:
-        functions = [{"id": f["id"], "slug": f["slug"], "name": f["name"],
-                      "app": (f.get("app") or {}).get("name"),
-                      "triggers": f.get("triggers") or []}
-                     for f in await api.functions()]
-        return {"functions": functions, "count": len(functions)}
+    @server.tool(description="List one app's functions (appId: the app's id, e.g. the SDK "
+                             "client's app_id) with their triggers; page with cursor/limit "
+                             f"(limit 1-{FUNCTIONS_MAX_LIMIT}, default {FUNCTIONS_DEFAULT_LIMIT}).")
+    async def list_functions(appId: str = "", cursor: str = "",  # noqa: N803
+                             limit: int = 0) -> dict:
+        return functions_page(await api.functions(), appId, cursor, limit)
 
     @server.tool(description="A run's status, output and step timeline (each step's "
                              "status, attempts, errors, outputs; memoized = memo hit).")
