@@ -98,36 +98,6 @@ CLAIMS = {
         "an event named 'RefundFailed' was accepted: True",
         "dispute handled by nobody yet: True",
     ],
-    "11_concurrency_throttling.ipynb": [
-        "events sent: 1000; runs of this burst: {'COMPLETED': 1000}",
-        "skipped runs: 0 | events that started no run: 0",
-        "peak executing steps: 10; c-angry at most 2",
-        "so of c-angry's 100 emails, 98 waited behind its key while 2 were drafted",
-        "steps executing at once: 10 (c-angry: 2)",
-        "without the key: c-angry held up to 10 slots",
-        "sleepy-drafts: 5 runs under limit=1 finished after 1 x the work time; runs in progress "
-        "at once: 5; steps executing at once: 1",
-        "busy-drafts: 5 runs under limit=1 finished after 5 x the work time",
-        "the unthrottled burst got 429s: True; with Throttle(14/min): 0 429s",
-    ],
-    "12_priority_fairness.ipynb": [
-        "drafts executing at once at most: 6",
-        "at most 4 at once, 2 per customer",
-        "without the key: t-big held up to 6 slots",
-    ],
-    "13_batching.ipynb": [
-        "120 events -> 3 runs of sizes [50, 50, 20]; provider requests: 3",
-        "runs after 30 s: 1 | events in it: [3]",
-        "50 tickets: 50 provider requests one by one, 1 batched",
-        "store failed once; provider requests for the batch: 1",
-        "run FAILED; provider requests 3 carrying 150 texts; tickets embedded: 0 of 49",
-        "fixed: run COMPLETED; provider requests 1; tickets embedded: 49 of 49; "
-        "dead letters: ['t-poison']",
-        "the store ran twice: 98 rows sent, 49 rows kept",
-        "embed-one-at-a-time: 3 batches; embed requests in flight at most: 1",
-        "max_size=5: 12 events -> [5, 5, 2]",
-        "Batch(timeout=timedelta(days=1)) is sent as: 1d",
-    ],
     "04_idempotency.ipynb": [
         "no id (o-5100): 3 run(s), 4500 cents moved",
         "id with the click's time (o-5150): 3 run(s), 4500 cents moved",
@@ -232,6 +202,36 @@ CLAIMS = {
         "in the trace: True", "in the engine's files: True",
         "in the trace: False", "in the engine's files: False",
         "user turns in the session: ['Where is my parcel?', 'Where is my parcel?']",
+    ],
+    "11_concurrency_throttling.ipynb": [
+        "events sent: 1000; runs of this burst: {'COMPLETED': 1000}",
+        "skipped runs: 0 | events that started no run: 0",
+        "peak executing steps: 10; c-angry at most 2",
+        "so of c-angry's 100 emails, 98 waited behind its key while 2 were drafted",
+        "steps executing at once: 10 (c-angry: 2)",
+        "without the key: c-angry held up to 10 slots",
+        "sleepy-drafts: 5 runs under limit=1 finished after 1 x the work time; runs in progress "
+        "at once: 5; steps executing at once: 1",
+        "busy-drafts: 5 runs under limit=1 finished after 5 x the work time",
+        "the unthrottled burst got 429s: True; with Throttle(14/min): 0 429s",
+    ],
+    "12_priority_fairness.ipynb": [
+        "drafts executing at once at most: 6",
+        "at most 4 at once, 2 per customer",
+        "without the key: t-big held up to 6 slots",
+    ],
+    "13_batching.ipynb": [
+        "120 events -> 3 runs of sizes [50, 50, 20]; provider requests: 3",
+        "runs after 30 s: 1 | events in it: [3]",
+        "50 tickets: 50 provider requests one by one, 1 batched",
+        "store failed once; provider requests for the batch: 1",
+        "run FAILED; provider requests 3 carrying 150 texts; tickets embedded: 0 of 49",
+        "fixed: run COMPLETED; provider requests 1; tickets embedded: 49 of 49; "
+        "dead letters: ['t-poison']",
+        "the store ran twice: 98 rows sent, 49 rows kept",
+        "embed-one-at-a-time: 3 batches; embed requests in flight at most: 1",
+        "max_size=5: 12 events -> [5, 5, 2]",
+        "Batch(timeout=timedelta(days=1)) is sent as: 1d",
     ],
     "14_replay_cancel.ipynb": [
         "runs between 14:00 and 18:00: 59 (47 failed, 12 completed)",
