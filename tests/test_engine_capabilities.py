@@ -98,6 +98,43 @@ def test_step_history_is_reset_with_the_engine(fresh_engine, client):
                          params={"function": "nope"}).status_code == 404
 
 
+def test_a_calls_start_is_one_instant_in_its_trace_and_in_the_stats(fresh_engine, client):
+    """A learner windows the stats series by trace times ("executing while the gate was open":
+    after the wait's start, before the timeout step's start). A step's trace start and its
+    call's rise in the series must be the same millisecond, or a busy machine shows a call
+    executing inside a window where nothing ran (seen in CI on notebook 15)."""
+    from lab_support.devserver.ids import parse_time_ms
+
+    @client.create_function(fn_id="gate", trigger=inngest.TriggerEvent(event="c/gated"))
+    async def gate(ctx: inngest.Context) -> str:
+        await ctx.step.run("prep", lambda: "ready")
+        await ctx.step.wait_for_event("approval", event="c/approved",
+                                      timeout=datetime.timedelta(hours=1))
+        return await ctx.step.run("after", lambda: "escalated")
+
+    def spans(run_id: str) -> dict:
+        return {s["name"]: s for s in trace(fresh_engine, run_id)["trace"]["childrenSpans"]}
+
+    with serving(fresh_engine, client, [gate]):
+        runs = [wait_run_for_event(fresh_engine, send(fresh_engine, "c/gated", {"n": n}),
+                                   status="Running")["run_id"] for n in range(8)]
+        for run_id in runs:
+            wait_for(lambda: "approval" in spans(run_id), message=f"{run_id}'s wait to open")
+        advance(fresh_engine, duration="2h")
+        for run_id in runs:
+            wait_for(lambda: spans(run_id).get("after", {}).get("status") == "COMPLETED",
+                     timeout=60, message=f"{run_id}'s timeout step")
+        series = lab_get(fresh_engine, "stats/steps", function="cap-engine-gate")["series"]
+    rises = {t for (t, n, _q), (_t0, before, _q0) in zip(series[1:], series) if n > before}
+    rises |= {series[0][0]} if series and series[0][1] else set()
+    for run_id in runs:
+        found = spans(run_id)
+        for step in ("approval", "after"):      # each began with a call taking its slot
+            started = parse_time_ms(found[step]["startedAt"])
+            assert started in rises, (f"{step} of {run_id} started at {started}; the series "
+                                      f"shows calls starting at {sorted(rises)}")
+
+
 def test_plan_endpoint_and_sync_limits(fresh_engine, client):
     plans = lab_get(fresh_engine, "tier")
     assert plans["tier"] is None and plans["plans"]["hobby"]["batch_max_size"] == 5

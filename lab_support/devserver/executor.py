@@ -64,7 +64,10 @@ class Executor:
         engine.mark_started(run)
         if engine.chaos.active_for(fn.slug, run.run_id):
             run.force_plan = True           # planned steps let chaos act before a body runs
-        started = engine.now()
+        # The slot's acquisition time, so a step's trace start and the stats series agree
+        # to the millisecond (a busy loop can tick the clock between the two readings).
+        started = item.started_ms if item.started_ms is not None else engine.now()
+        item.started_ms = None
         if item.target:
             self._attempt_started(run, item, started)
         rule = engine.chaos.take(fn.slug, item.target_name, run.run_id) if item.target else None

@@ -149,6 +149,8 @@ class Item:
     seq: int = 0
     payload: dict = field(default_factory=dict)
     unreachable: int = 0         # consecutive host-unreachable failures (not attempts)
+    started_ms: int | None = None  # engine ms the call took its slots: one reading for the
+                                   # stats series and the trace, so they never disagree
 
 
 @dataclass

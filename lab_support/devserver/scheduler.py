@@ -238,6 +238,7 @@ class Scheduler:
         for key in held:
             self.slots[key] += 1
         item.payload["held"] = held
+        item.started_ms = self.engine.clock.now_ms()
         self.engine.step_stats.started(item)
 
     async def hold(self, item: Item, until_ms: int) -> None:

@@ -85,10 +85,11 @@ class StepStats:
             self.queued_by_fn[fn] -= 1
         else:
             fn = self._function_of(item)
+        start = item.started_ms if item.started_ms is not None else self.engine.now()
         self.open[item.id] = Attempt(item.id, item.run_id, fn, item.target_name,
-                                     self.engine.now(), next(self._seq))
+                                     start, next(self._seq))
         self.executing[fn] += 1
-        self._point(fn)
+        self._point(fn, start)
 
     def ended(self, item) -> None:
         attempt = self.open.pop(item.id, None)
@@ -99,8 +100,9 @@ class StepStats:
         self.executing[attempt.function] -= 1
         self._point(attempt.function)
 
-    def _point(self, fn: str) -> None:
-        self.points.append((self.engine.now(), fn, self.executing[fn], self.queued_by_fn[fn],
+    def _point(self, fn: str, at: int | None = None) -> None:
+        when = self.engine.now() if at is None else at
+        self.points.append((when, fn, self.executing[fn], self.queued_by_fn[fn],
                             sum(self.executing.values()), len(self.queued)))
 
     # -- what the lab asks ----------------------------------------------------------------
