@@ -143,6 +143,21 @@ class Clock:
         return self._api().lab_call("POST", "clock/advance", "lab.clock.to_next_timer",
                                     {"to_next_timer": True})
 
+    def move_cursor(self, to: datetime | str) -> dict:
+        """Real dev server: start the lab's schedule cursor at ``to`` without firing anything
+        (a story that begins at 06:00 before its cron is served). ``lab.clock.now()``, and the
+        Worker's clock under ``lab.start(app=...)``, read it from then on. On the embedded
+        engine this is ``advance(to=...)``."""
+        if self._api().kind == "embedded":
+            return self.advance(to=to)
+        until = parse_time(to_rfc3339(to))
+        self._cursor = max(self._cursor or until, until)
+        real_server_notice(
+            f"no virtual clock here: the lab's schedule cursor starts at "
+            f"{to_rfc3339(self._cursor)} (lab.clock.now() and the Worker's clock read it; "
+            "nothing fired). Sleeps, retries and waits keep wall-clock time.")
+        return {"mode": "real", "now": to_rfc3339(self._cursor), "fired": []}
+
     def _crons(self, feature: str) -> list:
         functions = [fn for fn in self._lab.functions if _crons_of(fn)]
         if not functions:

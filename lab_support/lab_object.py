@@ -65,6 +65,7 @@ class Lab:
         self.chaos = Chaos(self)
         self._served_app = None  # lab.start(app=...): the app being served (worker_host)
         self._worker_env = None
+        self._schedule_clock = None  # real server, app mode: the Worker's clock (worker_host)
         self._model = None
         if in_kernel():  # a learner's kernel: lab.check results feed lab.progress()
             from .progress import keep_check_results

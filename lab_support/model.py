@@ -2,6 +2,7 @@
 one under load (a rate limit on the engine clock, scripted failures, usage per model).
 
     lab.model.limit(rpm=30)            # the 31st request in one engine minute gets a 429
+    lab.model.limit(rpm=30, minute=6)  # ... in any 6 s (a minute scaled for a real server)
     lab.model.fail(times=2, status=429)
     lab.model.usage()                  # requests, 429s, tokens in/out per model and caller
     lab.model.url                      # base URL for Adapter(base_url=...) / AsyncOpenAI
@@ -24,7 +25,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from .model_gate import DEFAULT_HOLD_S, ModelGate, ModelUsage
+from .model_gate import DEFAULT_HOLD_S, WINDOW_MS, ModelGate, ModelUsage
 
 if TYPE_CHECKING:
     from .lab_object import Lab
@@ -85,9 +86,14 @@ class LabModel:
         return self.start()._host.url + "/v1"
 
     # -- behaviour -------------------------------------------------------------------------
-    def limit(self, rpm: int | None = 30) -> "LabModel":
-        """Answer 429 above ``rpm`` requests per engine minute (None: no limit)."""
-        self.gate.limit(rpm)
+    def limit(self, rpm: int | None = 30, minute=None) -> "LabModel":
+        """Answer 429 above ``rpm`` requests per engine minute (None: no limit). ``minute``
+        (a timedelta or seconds, at least 1 s): how long that minute lasts, for a notebook
+        that scales its throttle periods on a real dev server (default 60 s)."""
+        from .controls import to_seconds
+
+        window_ms = WINDOW_MS if minute is None else round(to_seconds(minute) * 1000)
+        self.gate.limit(rpm, window_ms)
         self.start()
         self._note_real_model()
         return self

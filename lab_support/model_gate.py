@@ -114,18 +114,22 @@ class ModelGate:
         self._now_ms = now_ms
         self._lock = threading.Lock()
         self.rpm: int | None = None
+        self.window_ms = WINDOW_MS  # how long the limit's "minute" lasts, engine ms
         self.hold_s = hold_s
         self._window: deque[int] = deque()
         self._script: deque[int | str] = deque()
         self._calls: list[Call] = []
 
     # -- configuration (called from the kernel thread) ----------------------------------
-    def limit(self, rpm: int | None) -> None:
+    def limit(self, rpm: int | None, window_ms: int = WINDOW_MS) -> None:
         if rpm is not None and (isinstance(rpm, bool) or not isinstance(rpm, int) or rpm < 1):
             raise ValueError(f"rpm is a whole number of requests per minute >= 1 (or None "
                              f"for no limit), got {rpm!r}")
+        if isinstance(window_ms, bool) or not isinstance(window_ms, int) or window_ms < 1000:
+            raise ValueError(f"the limit's minute lasts at least 1 s, got {window_ms!r} ms")
         with self._lock:
             self.rpm = rpm
+            self.window_ms = window_ms
             self._window.clear()
 
     def fail(self, times: int, status: int | str) -> None:
@@ -139,6 +143,7 @@ class ModelGate:
     def reset(self) -> None:
         with self._lock:
             self.rpm = None
+            self.window_ms = WINDOW_MS
             self._window.clear()
             self._script.clear()
             self._calls.clear()
@@ -166,10 +171,10 @@ class ModelGate:
                 return status, {}
             if self.rpm is None:
                 return None
-            while self._window and self._window[0] <= now - WINDOW_MS:
+            while self._window and self._window[0] <= now - self.window_ms:
                 self._window.popleft()
             if len(self._window) >= self.rpm:
-                wait_s = max(1, math.ceil((self._window[0] + WINDOW_MS - now) / 1000))
+                wait_s = max(1, math.ceil((self._window[0] + self.window_ms - now) / 1000))
                 self._calls.append(Call(now, model, caller, 429))
                 return 429, {"retry-after": str(wait_s),
                              "x-ratelimit-limit-requests": str(self.rpm),

@@ -8,8 +8,10 @@ and reviewer routes, from the same swappable thread host, so ``lab.trace``, ``la
 * ``INNGEST_DEV`` names the lab's engine: the app's Inngest client must register with and
   send to it (``chat_agent.inngest_client`` reads it at call time, so an app built before
   ``lab.start`` still finds the engine);
-* ``WORKER_CLOCK_URL`` is the engine's ``/lab/v1/clock`` (embedded engine only), so the
-  Worker's "now" is the virtual clock and advancing a week ages customers and activity;
+* ``WORKER_CLOCK_URL`` is the engine's ``/lab/v1/clock``, so the Worker's "now" is the
+  virtual clock and advancing a week ages customers and activity; on a real dev server it is
+  a loopback URL answering ``lab.clock.now()`` (``schedule_clock``: the lab's schedule
+  cursor), so the cron ticks ``lab.clock`` fires there age them the same way;
 * ``lab.model`` is serving and ``CHAT_AGENT_MODEL_URL`` names it, so the Worker's model calls
   count against its limit and show in its usage.
 
@@ -114,6 +116,11 @@ def _point_worker_at_lab(lab: "Lab") -> None:
         env.set("INNGEST_DEV", lab.api.url)
     if lab.api.kind == "embedded":
         env.set(CLOCK_URL_ENV, lab.api.url + "/lab/v1/clock")
+    else:
+        from .schedule_clock import ScheduleClock
+
+        lab._schedule_clock = lab._schedule_clock or ScheduleClock(lab)
+        env.set(CLOCK_URL_ENV, lab._schedule_clock.start().url)
     lab.model.start()
 
 
@@ -159,4 +166,6 @@ def update_app(lab: "Lab", app) -> "Lab":
 def release(lab: "Lab") -> None:
     """Put the environment back (called whenever the lab's host stops)."""
     lab._served_app = None
+    if lab._schedule_clock is not None:
+        lab._schedule_clock.stop()
     lab._worker_env.restore()

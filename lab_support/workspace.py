@@ -275,7 +275,8 @@ def next_utc(hour: int, minute: int = 0, after=None):
 
 def start_clock_at(hour: int, engine: str = "auto"):
     """Start the engine with nothing scheduled and move its clock to the next ``hour``:00 UTC,
-    so a story with a 09:00 cron reads the same whatever the time of day. Serve your app
+    so a story with a 09:00 cron reads the same whatever the time of day (on a real dev
+    server: the lab's schedule cursor, ``lab.clock.move_cursor``). Serve your app
     afterwards (``ws.serve``, ``lab.start(app=...)``): the engine and its clock stay."""
     import inngest
 
@@ -288,7 +289,7 @@ def start_clock_at(hour: int, engine: str = "auto"):
         return None
 
     lab.start([clock_start], engine=engine, memory=True, quiet=True)
-    lab.clock.advance(to=next_utc(hour))
+    lab.clock.move_cursor(next_utc(hour))  # a real server: the lab's cursor (nothing to fire)
     return lab
 
 

@@ -111,6 +111,24 @@ def test_sliding_window_on_an_injected_clock():
         gate.fail(0, 429)
 
 
+def test_a_scaled_minute_shortens_the_window():
+    # lab.model.limit(rpm, minute=6): a notebook that scales its throttle periods on a real
+    # dev server scales the model's minute with them
+    now = [1_000_000]
+    gate = ModelGate(lambda: now[0])
+    gate.limit(2, window_ms=6_000)
+    assert [gate.decide("m", "c", now[0]) for _ in range(2)] == [None, None]
+    now[0] += 2_000
+    status, headers = gate.decide("m", "c", now[0])
+    assert status == 429 and headers["retry-after"] == "4"
+    now[0] += 4_000
+    assert gate.decide("m", "c", now[0]) is None
+    with pytest.raises(ValueError, match="at least 1 s"):
+        gate.limit(2, window_ms=500)
+    gate.reset()
+    assert gate.window_ms == 60_000
+
+
 # ---------------------------------------------------------------- through HTTP, engine clock
 
 def test_30_rpm_answers_429_to_the_31st_request_and_again_after_an_engine_minute(lab, model):
