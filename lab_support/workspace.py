@@ -250,17 +250,17 @@ def wait_for_runs(function, count: int, timeout: float = 120.0) -> list[dict]:
 
 
 
-def events_with(name: str, timeout: float = 10.0, **data) -> list[dict]:
+def events_with(name: str, timeout: float = 10.0, *, at_least: int = 1, **data) -> list[dict]:
     """The ``name`` events whose data has these values (``request_id="esc-1"``), newest
-    first; polls up to ``timeout`` s for the first one (a real dev server lists an event some
-    milliseconds after it accepted it) and returns ``[]`` when none came."""
+    first; polls up to ``timeout`` s for ``at_least`` of them (a real dev server lists an
+    event some milliseconds after it accepted it) and returns what came by then."""
     from . import lab
 
     deadline = time.monotonic() + timeout
     while True:
         found = [e for e in lab.events(name)
                  if all((e["data"] or {}).get(k) == v for k, v in data.items())]
-        if found or time.monotonic() > deadline:
+        if len(found) >= at_least or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
 
