@@ -335,7 +335,7 @@ CLAIMS = {
         "who decided: {'escalation_approved': 'amna', 'escalation_edited': 'bilal', "
         "'escalation_rejected': 'chen', 'escalation_posted_via_timeout': 'timeout'}",
         "after a double click: ['escalation_approved'] | posts: 1", "a bad decision: 400",
-        'early decision, then: {"status": "posted_via_timeout"',
+        "early decision, then: posted_via_timeout ['escalation_posted_via_timeout']",
     ],
     "23_d8_replay_verify.ipynb": [
         "email_drafted rows for the run: 1; drafts in the customer's thread: 1",
