@@ -45,8 +45,10 @@ browser-deps:
 		|| echo "browser-deps: could not install chromium; browser tests will be skipped"; \
 	fi
 
+# --durations: the slowest tests (the notebooks) with their times, so every CI log shows
+# how long each notebook took on that machine.
 test: $(STAMP) browser-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=40 $(PYTEST_ARGS)
 
 # The real-server lane: every notebook and solution on a real `inngest dev` (INNGEST_DEV, or an
 # `inngest` binary on PATH started per notebook). Skips with the reason when there is neither.

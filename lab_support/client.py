@@ -103,6 +103,18 @@ def _attempts_as_counts(span: dict | None) -> dict | None:
     return out
 
 
+def _in_start_order(span: dict | None) -> dict | None:
+    """A real server lists a run's step spans (and their copies) in an order that changes
+    from one read to the next; in start order (unstarted spans last, ties kept), a trace
+    reads in execution order and two reads of a settled run compare equal."""
+    if not span or not span.get("childrenSpans"):
+        return span
+    children = [_in_start_order(c) for c in span["childrenSpans"]]
+    children.sort(key=lambda c: (c.get("startedAt") is None,
+                                 parse_time(c["startedAt"]) if c.get("startedAt") else 0))
+    return dict(span, childrenSpans=children)
+
+
 class EngineClient:
     def __init__(self, url: str, *, timeout: float = 10.0,
                  transport: httpx.BaseTransport | None = None) -> None:
@@ -289,7 +301,8 @@ class EngineClient:
         deadline = time.monotonic() + TRACE_SETTLE_S
         trace = None
         while True:
-            again = self.gql(query, {"id": run_id}, not_found_wait=NOT_FOUND_WAIT_S)["runTrace"]
+            again = _in_start_order(self.gql(query, {"id": run_id},
+                                             not_found_wait=NOT_FOUND_WAIT_S)["runTrace"])
             if not settle or again == trace or time.monotonic() >= deadline:
                 # Only a real server counts from 0 (asked of /dev, not of ``kind``, which
                 # tests override to drive these paths on the embedded engine).

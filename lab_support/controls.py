@@ -103,6 +103,10 @@ class Clock:
     def __init__(self, lab: "Lab") -> None:
         self._lab = lab
         self._cursor: datetime | None = None  # real server: the last tick the lab fired
+        # Real server: (wall time an advance began, wall time it ended, the cursor after it),
+        # so a lab time such as ``since=lab.clock.now()`` taken after an advance can be matched
+        # to the server's wall-clock run times (server_time).
+        self._jumps: list[tuple[datetime, datetime, datetime]] = []
 
     def _api(self):
         return self._lab._require_engine()
@@ -118,6 +122,20 @@ class Clock:
             wall = datetime.now(timezone.utc)
             return max(wall, self._cursor) if self._cursor else wall
         return parse_time(self.info()["now"])
+
+    def server_time(self, when: Any, *, strict: bool = False) -> Any:
+        """The server's time for a lab time. The embedded engine keeps one clock, so it is
+        ``when`` itself. On a real server the lab's time runs ahead of the server's wall clock
+        after an advance, so a lab time maps to the wall-clock moment the lab reached it: the
+        end of the advance that landed exactly on it (its ticks are earlier), else the start
+        of the advance that jumped past it. ``strict`` (a window's end): the moment the lab
+        passed it."""
+        if not self._jumps or not isinstance(when, datetime) or when.tzinfo is None:
+            return when
+        for began, ended, cursor in self._jumps:
+            if cursor > when or (cursor == when and not strict):
+                return min(when, ended if cursor == when else began)
+        return when
 
     def advance(self, duration: Any = None, *, to: datetime | str | None = None) -> dict:
         """Move time forward by ``duration`` (timedelta, seconds, '4h') or to ``to``;
@@ -156,7 +174,8 @@ class Clock:
     def _fire_real(self, ticks: list, until: datetime) -> dict:
         api = self._api()
         fired = []
-        since = datetime.now(timezone.utc) - timedelta(seconds=2)
+        wall = datetime.now(timezone.utc)
+        since = wall - timedelta(seconds=2)
         for tick, fn, expression in ticks:
             when = to_rfc3339(tick.astimezone(timezone.utc).replace(microsecond=0))
             if not api.invoke(fn.id, {"cron": expression, "scheduledAt": when, "fireAt": when}):
@@ -164,6 +183,7 @@ class Clock:
             fired.append({"function": fn.id, "scheduledAt": when})
         self._cursor = max(self._cursor or until, until)
         settled = self._settle(since, len(fired)) if fired else True
+        self._jumps.append((wall, datetime.now(timezone.utc), self._cursor))
         names = ", ".join(f"{f['function']} @ {f['scheduledAt']}" for f in fired) or "none"
         real_server_notice(
             f"no virtual clock here: the lab moved its schedule cursor to "

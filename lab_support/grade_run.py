@@ -159,12 +159,28 @@ class GradingClient(NotebookClient):
         self.verdicts[name] = {"outcome": outcome, "reason": reason[:1000]}
 
     async def run_cells(self) -> tuple[str, str]:
+        """Every cell in order. A learner's cell that raises does not stop the notebook (as
+        nbgrader grades): the later tasks' checks still run, so a broken Task 2 costs only
+        what depends on it. The first error is the notebook's status. A MemoryError stops
+        it (the process is at its limit); timeouts and a dead kernel stop it by raising."""
+        first_error = None
         for index, cell in enumerate(self.nb.cells):
             if cell.cell_type != "code":
                 continue
             check = self.plan.get(cell.get("id"))
             if check is None:
-                await self.async_execute_cell(cell, index)
+                self.allow_errors = True
+                try:
+                    await self.async_execute_cell(cell, index)
+                finally:
+                    self.allow_errors = False
+                error = _error_of(cell)
+                if error and error.get("ename") == "MemoryError":
+                    return "memory limit", (f"MemoryError{_where(cell)}: a process may use at "
+                                            f"most {self.limits.memory_mb} MB")
+                if error and first_error is None:
+                    first_error = (f"{error.get('ename', '')}: {error.get('evalue', '')}"
+                                   .strip(": ")[:500] + _where(cell))
                 continue
             original, cell.source = cell.source, check.code
             self.current, self.allow_errors = check, True
@@ -174,7 +190,19 @@ class GradingClient(NotebookClient):
             finally:
                 cell.source = original
                 self.current, self.allow_errors = None, False
+        if first_error is not None:
+            return "error", (first_error + "; the notebook went on: later cells ran and "
+                             "their checks counted")
         return "completed", ""
+
+
+def _error_of(cell) -> dict | None:
+    return next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+
+
+def _where(cell) -> str:
+    count = cell.get("execution_count")
+    return f" (in cell In [{count}])" if count else ""
 
 
 def _cell_number(nb, exc: CellExecutionError) -> str:

@@ -383,10 +383,16 @@ class Lab:
         api = self._require_engine()
         fn_ids = [api.function_id(self._slug(function))] if function is not None else None
         statuses = normalize_status(status)
-        found = api.runs(function_ids=fn_ids, status=statuses, since=since, until=until)
+        found = api.runs(function_ids=fn_ids, status=statuses, since=self._at(since),
+                         until=self._at(until, strict=True))
         if event_id is not None:
             found = [r for r in found if event_id in (r.get("triggerIDs") or [])]
         return RunList(found)
+
+    def _at(self, when: Any, *, strict: bool = False) -> Any:
+        """A window bound in lab time, as the server's time (they differ only on a real
+        server after ``lab.clock.advance``)."""
+        return self.clock.server_time(when, strict=strict)
 
     def run(self, run_id: str) -> dict:
         return self._require_engine().run(run_id)
@@ -440,7 +446,7 @@ class Lab:
         the ones that started no run). A table in a notebook, a list for code."""
         from .eventlist import fetch
 
-        return fetch(self._require_engine(), name, unmatched, since)
+        return fetch(self._require_engine(), name, unmatched, self._at(since))
 
     # ------------------------------------------------------------------ measuring
     def stats(self, function: Any = None, key: str | None = None):
@@ -467,7 +473,7 @@ class Lab:
         slug = self._slug(function) if function is not None else None
         if api.kind == "embedded":
             return billing.from_engine(api, slug, since, until)
-        return billing.from_traces(api, slug, since, until)
+        return billing.from_traces(api, slug, self._at(since), self._at(until, strict=True))
 
     # ------------------------------------------------------------------ recovery
     def rerun(self, run_id: str, from_step: str | None = None) -> str:
@@ -490,7 +496,7 @@ class Lab:
         returns the new run ids."""
         from .recovery import rerun_failed
 
-        return rerun_failed(self, function, since, until)
+        return rerun_failed(self, function, since, until)     # lab.runs maps the window
 
     def replay(self, function: Any, since: datetime | None = None,
                until: datetime | None = None, status: Any = ("FAILED",),
@@ -500,7 +506,8 @@ class Lab:
         Returns the new run ids."""
         from .recovery import replay
 
-        return replay(self, function, since, until, status, error_contains)
+        return replay(self, function, self._at(since), self._at(until, strict=True), status,
+                      error_contains)
 
     def cancel(self, run_id: str) -> None:
         self._require_engine().cancel_run(run_id)
@@ -511,7 +518,7 @@ class Lab:
         those whose event matches the CEL ``if_exp``). Returns the cancelled run ids."""
         from .bulk import bulk_cancel
 
-        return bulk_cancel(self, function, since, until, if_exp)
+        return bulk_cancel(self, function, self._at(since), self._at(until, strict=True), if_exp)
 
     # ------------------------------------------------------------------ plan limits
     def set_tier(self, tier: str | None) -> dict | None:

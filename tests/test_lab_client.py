@@ -81,3 +81,29 @@ def test_parse_time_handles_nanoseconds_and_z():
     t = parse_time("2026-11-24T11:07:47.217123456Z")
     assert (t.microsecond, t.utcoffset().total_seconds()) == (217123, 0)
     assert parse_time(None) is None
+
+
+def test_a_real_servers_shuffled_trace_reads_in_start_order():
+    # The real dev server lists step spans (and their copies) in a different order on each
+    # read; the client puts them in start order, so lab.trace shows execution order and a
+    # settled trace reads the same twice.
+    starts = {"load": "2026-12-02T07:05:17.107Z", "agent": "2026-12-02T07:05:17.412Z",
+              "save": "2026-12-02T07:05:19.056Z"}
+    orders = iter([["save", "agent", None, "load"], ["agent", None, "load", "save"]] * 5)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/dev":
+            return httpx.Response(200, json={"version": "real"})
+        spans = [{"name": "planned", "stepID": "x", "startedAt": None} if step is None else
+                 {"name": step, "stepID": step, "startedAt": starts[step], "attempts": 0,
+                  "childrenSpans": [{"name": "Attempt 1", "startedAt": "2026-12-02T07:05:20Z"},
+                                    {"name": "Attempt 0", "startedAt": starts[step]}]}
+                 for step in next(orders)]
+        return httpx.Response(200, json={"data": {"runTrace": {"name": "run",
+                                                               "childrenSpans": spans}}})
+
+    api = EngineClient("http://engine", transport=httpx.MockTransport(handler))
+    trace = api.trace("R1", settle=True)
+    assert [s["name"] for s in trace["childrenSpans"]] == ["load", "agent", "save", "planned"]
+    assert [a["name"] for a in trace["childrenSpans"][0]["childrenSpans"]] == [
+        "Attempt 0", "Attempt 1"]

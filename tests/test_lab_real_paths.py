@@ -127,6 +127,28 @@ def test_clock_on_a_real_server_fires_cron_ticks_by_invoking(engine):
         lab.stop()
 
 
+def test_a_lab_time_after_an_advance_still_windows_a_real_servers_runs(engine):
+    """On a real server lab.clock.now() runs ahead of the server's wall clock after an
+    advance; ``since=`` such a time must still find the runs queued from then on."""
+    lab = Lab()
+    lab.start([weekly], engine=engine.url, quiet=True)
+    lab.api = RealLookingClient(engine.url)
+    try:
+        start = lab.clock.now()                # the shared engine has other tests' runs
+        lab.clock.advance(datetime.timedelta(days=14))       # two Mondays: two ticks
+        after_first = lab.clock.now()
+        assert after_first > datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=13)
+        assert len(lab.runs(function="weekly", since=start)) == 2
+        assert len(lab.runs(function="weekly", since=after_first)) == 0
+        lab.clock.advance(datetime.timedelta(days=14))       # two more
+        later = lab.runs(function="weekly", since=after_first)
+        assert len(later) == 2, [r["output"] for r in later]
+        assert len(lab.runs(function="weekly", since=start, until=after_first)) == 2
+        assert len(lab.events("inngest/function.invoked", since=after_first)) == 2
+    finally:
+        lab.stop()
+
+
 def test_hours_are_scaled_on_a_real_server(real_looking_lab):
     lab = real_looking_lab
     assert lab.hours(4) == datetime.timedelta(seconds=40)

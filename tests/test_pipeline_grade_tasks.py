@@ -1,8 +1,8 @@
 """A wrong answer to one task keeps every other task's points (issue 9, finding 13).
 
 Each course exercise is graded as a submission built from its solution with one task made
-wrong (wrong, not crashing: a crash stops the notebook as "Run All" does). Only the checks of
-that task may fail.
+wrong. Only the checks of that task may fail. A task cell that raises does not stop the
+notebook either (the grader goes on, as nbgrader does): ``CRASHING`` keeps one such case.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ BROKEN = {
          "event model at 50/min × 10 ms needs 1 connection",
          "peak_open agrees with brute force on random traffic"}),
     "02_cron_triggers_exercise.ipynb": (
-        'lambda: f"posted week of {week_of}"', 'lambda: "posted"',  # Task 1: no date posted
-        {"each report is for a Monday inside the two weeks"}),
+        'cron="0 9 * * 1"', 'cron="0 9 * * *"',  # Task 1: every day, not Mondays
+        {"the schedule fires on Mondays at 09:00 UTC, once a week"}),
     "03_webhook_triggers_exercise.ipynb": (
         '"id": payload["MessageID"]', '"id": payload["Email"]',  # Task 1: a wrong event id
         {"bounce and complaint become named events"}),
@@ -83,6 +83,12 @@ BROKEN = {
 }
 
 
+# A task cell that raises: (notebook, text, replacement, the checks that must fail).
+CRASHING = ("02_cron_triggers_exercise.ipynb",
+            "    lab.clock.advance(timedelta(days=1))", "    pass",  # Task 2: lab.wait([]) raises
+            {"the clock passed 14 days and every day's tick ran"})
+
+
 def broken_submission(folder: Path, name: str, old: str, new: str) -> Path:
     nb = nbformat.read(str(ROOT / "solutions" / name), as_version=4)
     hits = 0
@@ -101,10 +107,19 @@ def broken_submission(folder: Path, name: str, old: str, new: str) -> Path:
 def test_a_wrong_task_costs_only_its_own_checks(tmp_path):
     submissions = [broken_submission(tmp_path / "in", name, old, new)
                    for name, (old, new, _) in BROKEN.items()]
-    code = grade.main([*map(str, submissions), "--out", str(tmp_path / "out"),
+    crash_name, crash_old, crash_new, crash_fails = CRASHING
+    crashing = broken_submission(tmp_path / "crash", crash_name, crash_old, crash_new)
+    crashing = crashing.rename(crashing.with_name("crashing-task-2"))
+    code = grade.main([*map(str, submissions), str(crashing), "--out", str(tmp_path / "out"),
                        "--timeout", "240"])
     assert code == 0
     rows = read_csv(tmp_path / "out" / "grades.csv")
+    crashed = [r for r in rows if r.submission == "crashing-task-2"]
+    execution = next(r for r in crashed if r.check == grade.EXECUTION_ROW)
+    assert execution.status == "error" and "went on" in execution.hint, execution
+    lost = {r.check for r in crashed if r.check != grade.EXECUTION_ROW and r.status != "passed"}
+    assert lost == crash_fails, [(r.check, r.status, r.hint) for r in crashed]
+    rows = [r for r in rows if r.submission != "crashing-task-2"]
     for name, (_, _, must_fail) in BROKEN.items():
         mine = [r for r in rows if r.notebook == name]
         execution = next(r for r in mine if r.check == grade.EXECUTION_ROW)
