@@ -335,7 +335,7 @@ CLAIMS = {
         "'save-draft-reply', 'audit-handled']",
         "still waiting: RUNNING",
         "who decided: {'escalation_approved': 'amna', 'escalation_edited': 'bilal', "
-        "'escalation_rejected': 'chen', 'escalation_posted_via_timeout': 'timeout'}",
+        "'escalation_posted_via_timeout': 'timeout', 'escalation_rejected': 'chen'}",
         "after a double click: ['escalation_approved'] | posts: 1", "a bad decision: 400",
         "early decision, then: posted_via_timeout ['escalation_posted_via_timeout']",
     ],
