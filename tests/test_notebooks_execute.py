@@ -334,9 +334,9 @@ CLAIMS = {
         "'save-draft-reply', 'audit-handled']",
         "still waiting: RUNNING",
         "who decided: {'escalation_approved': 'amna', 'escalation_edited': 'bilal', "
-        "'escalation_rejected': 'chen', 'escalation_posted_via_timeout': 'timeout'}",
+        "'escalation_posted_via_timeout': 'timeout', 'escalation_rejected': 'chen'}",
         "after a double click: ['escalation_approved'] | posts: 1", "a bad decision: 400",
-        'early decision, then: {"status": "posted_via_timeout"',
+        "early decision, then: posted_via_timeout ['escalation_posted_via_timeout']",
     ],
     "23_d8_replay_verify.ipynb": [
         "email_drafted rows for the run: 1; drafts in the customer's thread: 1",
