@@ -170,6 +170,8 @@ class Clock:
             return self.advance(to=to)
         until = parse_time(to_rfc3339(to))
         self._cursor = max(self._cursor or until, until)
+        wall = datetime.now(timezone.utc)
+        self._jumps.append((wall, wall, self._cursor))  # later lab times map to wall from here
         real_server_notice(
             f"no virtual clock here: the lab's schedule cursor starts at "
             f"{to_rfc3339(self._cursor)} (lab.clock.now() and the Worker's clock read it; "

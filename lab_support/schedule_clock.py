@@ -20,7 +20,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 from .client import to_rfc3339
-from .host import free_port
 
 if TYPE_CHECKING:
     from .lab_object import Lab
@@ -65,7 +64,7 @@ class ScheduleClock:
             def log_message(self, *args) -> None:  # one line per Worker query: keep quiet
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # the OS picks the port
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name="lab-schedule-clock", daemon=True)

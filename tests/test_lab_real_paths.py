@@ -191,3 +191,29 @@ def test_embedded_only_is_true_on_the_embedded_engine(engine):
         lab.require_embedded("anything")  # no error
     finally:
         lab.stop()
+
+
+def test_move_cursor_starts_the_lab_clock_later_and_the_worker_clock_url_reads_it(real_looking_lab):
+    """A story that starts at 06:00 on a real server: the cursor moves, nothing fires, and
+    the loopback URL the Worker reads (WORKER_CLOCK_URL) answers the same time."""
+    from lab_support.schedule_clock import ScheduleClock
+
+    lab = real_looking_lab
+    target = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=2)).replace(
+        microsecond=0)
+    answer = lab.clock.move_cursor(target)
+    assert answer["fired"] == [] and lab.clock.now() >= target
+    since = lab.clock.now()
+    event_id = lab.send("lab/order", {"customer": "after-the-move"})[0]
+    # A lab time after the move still windows the server's wall-clock runs.
+    run = lab.wait(event_id, timeout=60)
+    assert run["id"] in lab.runs(function="order", since=since).ids
+    clock = ScheduleClock(lab).start()
+    try:
+        reading = httpx.get(clock.url, timeout=5).json()
+        assert datetime.datetime.fromisoformat(reading["now"]) >= target, reading
+        assert reading["now_ms"] >= int(target.timestamp() * 1000)
+    finally:
+        clock.stop()
+    with pytest.raises(RuntimeError, match="not serving"):
+        clock.url
