@@ -17,7 +17,7 @@ import httpx
 
 from . import tracing
 from .client import EngineClient, LabClientError, NotOnRealServer
-from .controls import Chaos, Clock
+from .controls import Chaos, Clock, real_server_notice
 from .display import in_kernel, notebook_name, show, table_html
 from .engines import (
     AdoptedEngine,
@@ -277,10 +277,15 @@ class Lab:
             print("lab.reset: nothing to reset yet (lab.start(...) starts the engine).")
             return
         if self.api.kind != "embedded":
-            raise NotOnRealServer(
-                "lab.reset clears the lab's embedded engine only. On a real dev server, stop "
-                "`inngest dev` and start it again for a clean slate, then run lab.start(...) "
-                "again.")
+            # A setup cell that ends in lab.reset() must still run here: say what is kept
+            # instead of stopping the notebook (only the host-side chaos rules are cleared).
+            if self._host is not None:
+                self.chaos.clear()
+            real_server_notice(
+                "lab.reset clears the lab's embedded engine only: this server keeps its runs "
+                "and event ids (a re-sent id is still deduplicated). For a clean slate, stop "
+                "`inngest dev`, start it again, then run lab.start(...) again.")
+            return
         self.api.lab_call("POST", "reset", "lab.reset")
         self.chaos._armed_in_cell.clear()
         kept = ", ".join(f.id for f in self.functions) or "none"

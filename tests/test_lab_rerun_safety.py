@@ -128,8 +128,13 @@ def test_reset_and_stop_before_start_and_on_a_real_server(fresh_engine, capsys):
 
     idle.api = RealLooking(fresh_engine.url)
     try:
-        with pytest.raises(NotOnRealServer, match="start it again"):
-            idle.reset()
+        sent = idle.api.send([{"name": "labtest/kept", "data": {}, "id": "kept-1"}])
+        idle.reset()  # a setup cell's reset must not stop a notebook on a real server
+        out = capsys.readouterr().out
+        assert "[real dev server] lab.reset clears the lab's embedded engine only" in out, out
+        assert "start it again" in out
+        assert sent[0] in [e["id"] for e in idle.api.events(names=["labtest/kept"])], \
+            "lab.reset on a real server must leave the server's events alone"
     finally:
         idle.api.close()
         idle.api = None
