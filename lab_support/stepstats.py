@@ -92,22 +92,34 @@ def attempt_intervals(trace: dict, run_end: datetime | None = None
 
     A real server can leave an attempt's span open after it ended (seen on the OSS build: a
     finished run whose step and attempt spans have no end). Counting those as executing
-    forever inflates every peak, so an open attempt ends at the first thing known to come
-    after it: the step's next attempt, the step span's own end, or the end of the run."""
+    until the run ends inflates every peak, so an open attempt ends at the first thing known
+    to come after it: the step's next attempt, the step span's own end, the start of the
+    run's next step (a run's steps execute one after another; parallel steps are the rare
+    exception, and this can only undercount them), or the end of the run."""
     run_end = run_end or parse_time((trace or {}).get("endedAt"))
-    out = []
+    steps = []                          # (step span, its attempts as (start, end) in order)
     for span in tracing.step_spans(trace):
         if span.get("memoized") or span.get("stepOp") not in EXECUTING_OPS:
             continue                    # sleeps and waits hold no slot
+        if span.get("status") == "QUEUED":
+            continue                    # waiting for a slot is not executing
         children = [c for c in span.get("childrenSpans") or []
                     if str(c.get("name", "")).startswith("Attempt")]
         parts = sorted((parse_time(p.get("startedAt")), parse_time(p.get("endedAt")))
                        for p in children or [span] if parse_time(p.get("startedAt")))
-        step_end = parse_time(span.get("endedAt")) or run_end
+        if parts:
+            steps.append((span, parts))
+    firsts = sorted(parts[0][0] for _, parts in steps)
+    out = []
+    for span, parts in steps:
+        step_end = parse_time(span.get("endedAt"))
         for n, (start, end) in enumerate(parts):
             if end is None:
-                later = parts[n + 1][0] if n + 1 < len(parts) else step_end
-                end = later if later is not None and later >= start else None
+                after = [t for t in (parts[n + 1][0] if n + 1 < len(parts) else None, step_end,
+                                     next((t for t in firsts if t > start), None))
+                         if t is not None and t >= start]
+                end = min(after) if after else (run_end if run_end and run_end >= start
+                                                else None)
             out.append((start, end))
     return out
 

@@ -101,7 +101,10 @@ def _merge(spans: list[dict]) -> dict:
                                                    if sp.get("stepOp")), None)
     merged["attempts"] = max(attempt_count(sp) for sp in spans)
     merged["childrenSpans"] = max((sp.get("childrenSpans") or [] for sp in spans), key=len)
-    starts = [sp["startedAt"] for sp in spans if sp.get("startedAt")]
+    # A real server also keeps a QUEUED copy whose startedAt is when the step was queued for a
+    # slot (seen on 253303cd): the step started when a copy that ran did.
+    ran = [sp for sp in spans if sp.get("status") != "QUEUED"] or spans
+    starts = [sp["startedAt"] for sp in ran if sp.get("startedAt")]
     ends = [sp["endedAt"] for sp in spans if sp.get("endedAt")]
     merged["startedAt"] = min(starts, key=parse_time) if starts else None
     merged["endedAt"] = max(ends, key=parse_time) if ends else None

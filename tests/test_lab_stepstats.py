@@ -39,11 +39,24 @@ def test_closed_attempts_are_kept_as_they_are():
 def test_an_open_attempt_of_a_finished_run_ends_at_what_came_after_it():
     got = stepstats.attempt_intervals(trace(
         step("retried", [(at(1), None), (at(4), None)], ended=None),   # open twice, step open
-        step("once", [(at(2), None)], ended=at(3)),                    # open, step closed
+        step("once", [(at(6), None)], ended=at(7)),                    # open, step closed
+        step("last", [(at(8), None)], ended=None),                     # open, nothing after
         ended=at(9)))
     assert got == [(T0 + timedelta(seconds=1), T0 + timedelta(seconds=4)),   # next attempt
-                   (T0 + timedelta(seconds=4), T0 + timedelta(seconds=9)),   # run's end
-                   (T0 + timedelta(seconds=2), T0 + timedelta(seconds=3))]   # step's end
+                   (T0 + timedelta(seconds=4), T0 + timedelta(seconds=6)),   # next step
+                   (T0 + timedelta(seconds=6), T0 + timedelta(seconds=7)),   # step's end
+                   (T0 + timedelta(seconds=8), T0 + timedelta(seconds=9))]   # run's end
+
+
+def test_an_open_first_step_does_not_overlap_the_runs_slow_step():
+    # Seen on a real server: load's attempt stays open after the run completed, while the
+    # slow agent step that came after it is closed. Load ended when agent started.
+    got = stepstats.attempt_intervals(trace(
+        step("load", [(at(0), None)]), step("agent", [(at(1), at(4))], ended=at(4)),
+        step("save", [(at(4.5), at(4.6))], ended=at(4.6)), ended=at(5)))
+    assert got[0] == (T0, T0 + timedelta(seconds=1))
+    overlapping = [(a, b) for a, b in got if a < T0 + timedelta(seconds=2) < b]
+    assert len(overlapping) == 1, got
 
 
 def test_an_attempt_of_a_running_run_stays_open():
@@ -79,3 +92,23 @@ def test_peaks_of_finished_runs_with_open_spans_are_not_inflated():
               for n in range(10)}
     stats = stepstats.from_traces(FakeApi(traces), None, None)
     assert stats.peak == 1, stats.series
+
+
+def queued_copy(name, queued_at):
+    """The copy a real server keeps of a step while it waits for a slot: its startedAt is the
+    moment it was queued, and it never ends (seen on 253303cd, next to the copy that ran)."""
+    return {"name": name, "stepID": name, "stepOp": "RUN", "status": "QUEUED",
+            "startedAt": queued_at, "endedAt": None}
+
+
+def test_time_queued_for_a_slot_is_not_executing():
+    # limit 1: three runs queue at 0 and execute one after another, each for 3 s
+    traces = {f"r{n}": trace(queued_copy("agent", at(0)),
+                             step("agent", [(at(3 * n), at(3 * n + 3))], ended=at(3 * n + 3)),
+                             ended=at(3 * n + 3.1))
+              for n in range(3)}
+    stats = stepstats.from_traces(FakeApi(traces), None, None)
+    assert stats.peak == 1, stats.series
+    # a step still waiting for its slot holds none
+    waiting = trace(queued_copy("agent", at(1)))
+    assert stepstats.attempt_intervals(waiting) == []

@@ -306,3 +306,13 @@ def test_the_engines_queue_is_drawn_when_given():
     fig = timeline_figure(runs, now=T0 + timedelta(seconds=10), queued=queued)
     labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
     assert "queued for a slot (peak 3)" in labels
+
+
+def test_a_step_starts_when_it_ran_not_when_it_was_queued():
+    queued = {"name": "agent", "stepID": "a1", "stepOp": "RUN", "status": "QUEUED",
+              "startedAt": at(0)}
+    ran = {"name": "agent", "stepID": "a1", "stepOp": "RUN", "status": "COMPLETED",
+           "startedAt": at(4), "endedAt": at(7), "outputID": "o1"}
+    row = tracing.trace_rows({"name": "fn", "status": "COMPLETED", "startedAt": at(0),
+                              "endedAt": at(8), "childrenSpans": [queued, ran]})[0]
+    assert (row["started"], row["ended"]) == (T0 + timedelta(seconds=4), T0 + timedelta(seconds=7))
