@@ -93,9 +93,9 @@ def attempt_intervals(trace: dict, run_end: datetime | None = None
     A real server can leave an attempt's span open after it ended (seen on the OSS build: a
     finished run whose step and attempt spans have no end). Counting those as executing
     until the run ends inflates every peak, so an open attempt ends at the first thing known
-    to come after it: the step's next attempt, the step span's own end, the start of the
-    run's next step (a run's steps execute one after another; parallel steps are the rare
-    exception, and this can only undercount them), or the end of the run."""
+    to come after it: the step's next attempt, the step span's own end, the moment the run's
+    next step was queued (a run's steps execute one after another; parallel steps are the
+    rare exception, and this can only undercount them), or the end of the run."""
     run_end = run_end or parse_time((trace or {}).get("endedAt"))
     steps = []                          # (step span, its attempts as (start, end) in order)
     for span in tracing.step_spans(trace):
@@ -109,14 +109,24 @@ def attempt_intervals(trace: dict, run_end: datetime | None = None
                        for p in children or [span] if parse_time(p.get("startedAt")))
         if parts:
             steps.append((span, parts))
-    firsts = sorted(parts[0][0] for _, parts in steps)
+    # When each step first appeared (queued copies included): the run's next step is queued
+    # as soon as the one before it ended, long before it gets a slot to run in.
+    appeared: dict[tuple, datetime] = {}
+    for copy in (trace or {}).get("childrenSpans") or []:
+        began = parse_time(copy.get("startedAt"))
+        if began and (copy.get("stepID") or copy.get("stepOp")):
+            key = (copy.get("stepID"), copy.get("name"))
+            appeared[key] = min(began, appeared.get(key, began))
     out = []
     for span, parts in steps:
         step_end = parse_time(span.get("endedAt"))
+        own = (span.get("stepID"), span.get("name"))
         for n, (start, end) in enumerate(parts):
             if end is None:
+                next_step = min((t for key, t in appeared.items() if key != own and t > start),
+                                default=None)
                 after = [t for t in (parts[n + 1][0] if n + 1 < len(parts) else None, step_end,
-                                     next((t for t in firsts if t > start), None))
+                                     next_step)
                          if t is not None and t >= start]
                 end = min(after) if after else (run_end if run_end and run_end >= start
                                                 else None)

@@ -112,3 +112,12 @@ def test_time_queued_for_a_slot_is_not_executing():
     # a step still waiting for its slot holds none
     waiting = trace(queued_copy("agent", at(1)))
     assert stepstats.attempt_intervals(waiting) == []
+
+
+def test_an_open_step_ends_when_the_next_one_was_queued_not_when_it_got_a_slot():
+    # load's attempt stays open; agent was queued at 1 and waited for a slot until 30
+    got = stepstats.attempt_intervals(trace(
+        step("load", [(at(0), None)]), queued_copy("agent", at(1)),
+        step("agent", [(at(30), at(33))], ended=at(33)), ended=at(34)))
+    assert got == [(T0, T0 + timedelta(seconds=1)),
+                   (T0 + timedelta(seconds=30), T0 + timedelta(seconds=33))]
