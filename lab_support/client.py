@@ -35,6 +35,7 @@ EPOCH = "1970-01-01T00:00:00Z"
 NOT_FOUND_MARKERS = ("no rows in result set", "not found", "no root span found")
 NOT_FOUND_WAIT_S = 5.0
 NOT_FOUND_POLL_S = 0.05
+RUNS_MAX_PAGES = 100  # 10,000 runs read at most for one filtered list
 # A real server's output and trace catch up after the run's status.
 OUTPUT_WAIT_S = 3.0
 TRACE_SETTLE_S = 3.0
@@ -244,14 +245,17 @@ class EngineClient:
             flt["status"] = status
         out: list[dict] = []
         after = None
-        while len(out) < limit:
-            page = self.gql(query, {"first": min(100, limit - len(out)), "after": after,
-                                    "filter": flt})["runs"]
-            out += [self._with_output(edge["node"]) for edge in page["edges"]]
-            if not page["pageInfo"]["hasNextPage"] or not page["edges"]:
+        for _page in range(RUNS_MAX_PAGES):
+            page = self.gql(query, {"first": min(100, limit - len(out)) if not status else 100,
+                                    "after": after, "filter": flt})["runs"]
+            nodes = [edge["node"] for edge in page["edges"]]
+            # A real dev server drops a status it cannot filter on (SKIPPED) and answers
+            # every run instead: the status filter is applied here as well.
+            out += [self._with_output(n) for n in nodes if not status or n["status"] in status]
+            if len(out) >= limit or not page["pageInfo"]["hasNextPage"] or not nodes:
                 break
             after = page["pageInfo"]["endCursor"]
-        return out
+        return out[:limit]
 
     def run(self, run_id: str, *, wait: float = NOT_FOUND_WAIT_S) -> dict:
         """One run, live status. A run GraphQL does not know yet is asked for again for up

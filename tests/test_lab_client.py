@@ -107,3 +107,30 @@ def test_a_real_servers_shuffled_trace_reads_in_start_order():
     assert [s["name"] for s in trace["childrenSpans"]] == ["load", "agent", "save", "planned"]
     assert [a["name"] for a in trace["childrenSpans"][0]["childrenSpans"]] == [
         "Attempt 0", "Attempt 1"]
+
+
+def test_a_status_the_server_cannot_filter_on_is_filtered_by_the_client():
+    # A real dev server has no SKIPPED in its runs filter: it drops that status and answers
+    # every run (nb 11 printed "skipped runs: 400" there). The client keeps only the asked
+    # statuses, reading page after page.
+    statuses = ["COMPLETED"] * 250 + ["SKIPPED"] * 3 + ["COMPLETED"] * 50
+    asked = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/dev":
+            return httpx.Response(200, json={"version": "real"})
+        variables = json.loads(request.content)["variables"]
+        asked.append(variables["filter"].get("status"))
+        start = int(variables["after"] or 0)
+        nodes = [{"id": f"R{n}", "status": statuses[n], "output": '"ok"'}
+                 for n in range(start, min(start + variables["first"], len(statuses)))]
+        end = start + len(nodes)
+        return httpx.Response(200, json={"data": {"runs": {
+            "edges": [{"cursor": node["id"], "node": node} for node in nodes],
+            "pageInfo": {"hasNextPage": end < len(statuses), "endCursor": str(end)}}}})
+
+    api = EngineClient("http://engine", transport=httpx.MockTransport(handler))
+    skipped = api.runs(status=["SKIPPED"])
+    assert [r["id"] for r in skipped] == ["R250", "R251", "R252"]
+    assert asked and all(a == ["SKIPPED"] for a in asked)  # still asked of the server
+    assert len(api.runs(limit=120)) == 120  # no status: the limit as before
