@@ -25,8 +25,9 @@ answer the server will retry: injected ones, the SDK's StepError answers and its
 500s. The real server honours the header (clamped to 1 s … 24 h), so a failing step retries
 after seconds instead of the dev server's 15 s … 2 h backoff.
 
-Control, for the kernel (either host kind): ``GET``/``POST``/``DELETE`` ``/lab/faults`` and
-``PUT /lab/faults/settings`` on the host's own port.
+Control, for the kernel (either host kind): ``GET``/``POST``/``DELETE`` ``/lab/faults``,
+``PUT /lab/faults/settings`` and ``GET /lab/faults/calls`` (the host's record of the calls
+it answered, ``host_calls.py``) on the host's own port.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import threading
 from urllib.parse import parse_qs
 
 from .client import step_hash
+from .host_calls import CallLog, fn_matches
 
 CONTROL_PATH = "/lab/faults"
 MODES = ("raise", "http_503", "timeout", "lose_response", "slow")
@@ -85,7 +87,7 @@ class FaultRules:
 
     @staticmethod
     def _fn_matches(rule: dict, slug: str) -> bool:
-        return rule["function"] == slug or slug.endswith("-" + rule["function"])
+        return fn_matches(rule["function"], slug)
 
     @staticmethod
     def _live(rule: dict) -> bool:
@@ -120,6 +122,7 @@ class FaultInjector:
     def __init__(self, app, rules: FaultRules | None = None) -> None:
         self.app = app
         self.rules = rules or FaultRules()
+        self.calls = CallLog()  # off until the lab turns it on (a real server: lab.stats)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -134,10 +137,19 @@ class FaultInjector:
             await self.app(scope, receive, send)
             return
         chaotic = self.rules.active_for(slug)
-        if not chaotic and self.rules.retry_after_s is None:
+        if not chaotic and self.rules.retry_after_s is None and not self.calls.enabled:
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
+        call = self.calls.begin(slug, body) if self.calls.enabled else None
+        try:
+            await self._answer(scope, send, query, slug, chaotic, body)
+        finally:
+            if call is not None:
+                self.calls.end(call)
+
+    async def _answer(self, scope, send, query: dict, slug: str, chaotic: bool,
+                      body: bytes) -> None:
         target = (query.get("stepId") or ["step"])[0]
         rule = self.rules.take(slug, target) if chaotic and target != "step" else None
         if chaotic and target == "step":
@@ -214,7 +226,15 @@ class FaultInjector:
                     self.rules.retry_after_s = None if value is None else max(1.0, float(value))
                 if "timeout_s" in body:
                     self.rules.timeout_s = max(0.0, float(body["timeout_s"]))
+                if "record_calls" in body:
+                    if not isinstance(body["record_calls"], bool):
+                        raise ValueError("record_calls is true or false")
+                    self.calls.enabled = body["record_calls"]
                 answer = self._state()
+            elif path == CONTROL_PATH + "/calls" and method == "GET":
+                wanted = (parse_qs(scope.get("query_string", b"").decode()).get("function")
+                          or [None])[0]
+                answer = {"calls": self.calls.calls(wanted), "recording": self.calls.enabled}
             elif path == CONTROL_PATH and method == "GET":
                 answer = self._state()
             elif path == CONTROL_PATH and method == "POST":
@@ -235,7 +255,7 @@ class FaultInjector:
 
     def _state(self) -> dict:
         return {"rules": self.rules.snapshot(), "retry_after_s": self.rules.retry_after_s,
-                "timeout_s": self.rules.timeout_s}
+                "timeout_s": self.rules.timeout_s, "record_calls": self.calls.enabled}
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -138,13 +138,15 @@ class Lab:
         return self
 
     def _configure_host(self) -> None:
-        """On a real dev server the host shortens retry backoff (``retry_after_s``)."""
+        """On a real dev server the host shortens retry backoff (``retry_after_s``) and
+        records the calls it answers (``lab.stats``)."""
         if self._host is None or self.api is None:
             return
-        delay = self.retry_after_s if self.api.kind != "embedded" else None
+        real = self.api.kind != "embedded"
         try:
-            httpx.put(self._host.faults_url + "/settings", json={"retry_after_s": delay},
-                      timeout=10).raise_for_status()
+            httpx.put(self._host.faults_url + "/settings", timeout=10,
+                      json={"retry_after_s": self.retry_after_s if real else None,
+                            "record_calls": real}).raise_for_status()
         except httpx.HTTPError as exc:
             raise HostError(f"The function host did not take its settings: {exc}") from exc
 
@@ -467,7 +469,21 @@ class Lab:
             key = stepstats.default_key(api.function_config(slug))
         if api.kind == "embedded":
             return stepstats.from_engine(api, slug, key)
+        calls = self._host_calls(slug)  # a real server: what the lab's host answered, if it
+        if calls:                       # served the function (see lab_support/host_calls.py)
+            return stepstats.from_host(calls, slug, key)
         return stepstats.from_traces(api, slug, key)
+
+    def _host_calls(self, slug: str | None) -> list:
+        if self._host is None:
+            return []
+        try:
+            resp = httpx.get(self._host.faults_url + "/calls", timeout=30,
+                             params={"function": slug} if slug else None)
+            resp.raise_for_status()
+            return resp.json().get("calls") or []
+        except (httpx.HTTPError, ValueError):
+            return []  # a host that cannot tell: the traces can
 
     def executions(self, function: Any = None, since: datetime | None = None,
                    until: datetime | None = None):

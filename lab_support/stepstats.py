@@ -6,11 +6,14 @@ executions, never "runs in progress".
 
 * Embedded engine: the engine records every SDK call's start and end on its clock
   (``GET /lab/v1/stats/steps``), so ``series`` also has the calls queued for a slot.
-* Real dev server: the same numbers are rebuilt from each run's trace, one interval per
-  step attempt (its ``Attempt N`` span, or the step span). Slower (two requests per run)
-  and without a queue column, but a finished burst gives the same peaks. The engine also
-  counts the short calls that plan the next step or return the result; traces have no span
-  for those, so a burst of very short steps can show a slightly higher engine series.
+* Real dev server: the lab's function host records every call it answers (``host_calls``:
+  from the request's arrival to the answer sent, which lies inside the time the server holds
+  the slot), so the same numbers come from there, without a queue column. The host counts
+  the short calls that plan a step or return the result too, as the engine does.
+* A function the lab's host did not serve (another app): rebuilt from each run's trace, one
+  interval per step attempt (its ``Attempt N`` span, or the step span). Slower (two requests
+  per run) and approximate: traces have no span for the planning calls and leave attempt
+  spans open (``attempt_intervals``).
 
 ``peaks`` is keyed by the value of ``key`` (a CEL expression on the run's triggering
 event, e.g. ``event.data.customer_id``); with no key, a function's own keyed concurrency
@@ -85,7 +88,50 @@ def from_engine(api, slug: str | None, key: str | None) -> Stats:
                  series=_frame(body.get("series") or []), source="engine")
 
 
-# -- rebuilt from traces (a real dev server) ---------------------------------------------------
+def _tally(intervals, key: str | None, slug: str | None, source: str) -> Stats:
+    """Peaks of ``intervals`` — (start, end or None, key value) — overall and per value."""
+    changes = []                       # (time, order, +1/-1, key value); ends sort first
+    forever = datetime.max.replace(tzinfo=timezone.utc)
+    for start, end, value in intervals:
+        changes += [(start, 1, 1, value), (end or forever, 0, -1, value)]
+    changes.sort(key=lambda c: (c[0], c[1]))
+    executing, peak, series = 0, 0, []
+    per_key: Counter[str] = Counter()
+    peaks: dict[str, int] = {}
+    for when, _order, delta, value in changes:
+        executing += delta
+        peak = max(peak, executing)
+        if when != forever:
+            series.append([int(when.timestamp() * 1000), executing, None])
+        if value is not None:
+            per_key[value] += delta
+            peaks[value] = max(peaks.get(value, 0), per_key[value])
+    return Stats(function=slug, key=key, peak=peak, peaks=dict(sorted(peaks.items())),
+                 series=_frame(series), source=source)
+
+
+def _key_value(key: str | None, event: dict):
+    from .devserver import expressions
+
+    if not key:
+        return None
+    try:
+        return expressions.key_value(key, event)
+    except expressions.ExpressionError:
+        return None
+
+
+# -- the function host's record (a real dev server) --------------------------------------------
+def from_host(calls: list[list], slug: str | None, key: str | None) -> Stats:
+    """``calls`` as ``GET /lab/faults/calls`` answers: [function, start, end, event]."""
+    def at(seconds):
+        return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
+
+    return _tally([(at(start), at(end), _key_value(key, event or {}))
+                   for _fn, start, end, event in calls], key, slug, "function host")
+
+
+# -- rebuilt from traces (a function the lab did not serve) -------------------------------------
 def attempt_intervals(trace: dict, run_end: datetime | None = None
                       ) -> list[tuple[datetime, datetime | None]]:
     """(start, end) of every step execution in a trace; end None while still executing.
@@ -141,32 +187,11 @@ def _trigger_event(api, run_id: str) -> dict:
 
 
 def from_traces(api, slug: str | None, key: str | None, *, limit: int = 400) -> Stats:
-    from .devserver import expressions
-
     fn_ids = [api.function_id(slug)] if slug else None
-    changes = []                       # (time, order, +1/-1, key value); ends sort first
-    forever = datetime.max.replace(tzinfo=timezone.utc)
+    intervals = []
     for run in api.runs(function_ids=fn_ids, limit=limit):
-        value = None
-        if key:
-            try:
-                value = expressions.key_value(key, _trigger_event(api, run["id"]))
-            except expressions.ExpressionError:
-                value = None
+        value = _key_value(key, _trigger_event(api, run["id"])) if key else None
         run_end = parse_time(run.get("endedAt"))
-        for start, end in attempt_intervals(api.trace(run["id"]), run_end):
-            changes += [(start, 1, 1, value), (end or forever, 0, -1, value)]
-    changes.sort(key=lambda c: (c[0], c[1]))
-    executing, peak, series = 0, 0, []
-    per_key: Counter[str] = Counter()
-    peaks: dict[str, int] = {}
-    for when, _order, delta, value in changes:
-        executing += delta
-        peak = max(peak, executing)
-        if when != forever:
-            series.append([int(when.timestamp() * 1000), executing, None])
-        if value is not None:
-            per_key[value] += delta
-            peaks[value] = max(peaks.get(value, 0), per_key[value])
-    return Stats(function=slug, key=key, peak=peak, peaks=dict(sorted(peaks.items())),
-                 series=_frame(series), source="traces")
+        intervals += [(start, end, value)
+                      for start, end in attempt_intervals(api.trace(run["id"]), run_end)]
+    return _tally(intervals, key, slug, "traces")
