@@ -118,7 +118,8 @@ CLAIMS = {
         "'FAILED', 'refund-failed-update-risk-score': 'COMPLETED'}",
         "step bodies run by the rerun: {'post-message': 1}",
         "20 child runs, 20 customers checked", "parent finished first: True",
-        "(never more than the limit of 5: True)", "| new child runs: 0",
+        "(never more than the limit of 5: True)", "(lab.stats never above the limit: True)",
+        "| new child runs: 0",
         "invoke: {'risk_score': 0.42}",
         "5,000 events: 5000 accepted",
         "5,001 events: SendEventsError - Cannot have more than 5000 events in a batch",
@@ -209,10 +210,6 @@ CLAIMS = {
         "peak executing steps: 10; c-angry at most 2",
         "so of c-angry's 100 emails, 98 waited behind its key while 2 were drafted",
         "steps executing at once: 10 (c-angry: 2)",
-        "without the key: c-angry held up to 10 slots",
-        "sleepy-drafts: 5 runs under limit=1 finished after 1 x the work time; runs in progress "
-        "at once: 5; steps executing at once: 1",
-        "busy-drafts: 5 runs under limit=1 finished after 5 x the work time",
         "the unthrottled burst got 429s: True; with Throttle(14/min): 0 429s",
     ],
     "12_priority_fairness.ipynb": [
@@ -326,7 +323,6 @@ CLAIMS = {
         "  ours: 6 x 3     10 overall only    10                      3",
         "model requests per email (the burst above): 4",
         "throttle-3: 0 requests answered 429, 16/16 emails completed",
-        "10 overall only: {\"noisy customer's slots\": 10",
         "both caps:       {\"noisy customer's slots\": 2",
     ],
     "22_d7_escalation_gate.ipynb": [
@@ -415,7 +411,6 @@ EMBEDDED_ONLY_CLAIMS = {
         "wall-clock ids, new checks per moment: [3, 3, 0]",
         "scheduled ids, new checks per moment:  [3, 0, 3]",
         "(formula: 120 s; within 5 %: True)",
-        "the engine's count never above the limit: True",
     ],
     "08_sleep_and_wait.ipynb": [
         "calls to the function during 2 days asleep: 0",
@@ -449,6 +444,13 @@ EMBEDDED_ONLY_CLAIMS = {
     ],
     "26_decision_trees.ipynb": ["-> 1 run of morning-digest"],
     "11_concurrency_throttling.ipynb": [
+        # this real dev server keeps a limit=1 slot through a sleep (the notebook says so there)
+        # a real server starts a burst's runs in no strict order (c-angry held 6 of 10 there), and
+        # adds a moment between the runs of a limit=1 function (5 x 2 s took 6 x 2 s)
+        "without the key: c-angry held up to 10 slots",
+        "busy-drafts: 5 runs under limit=1 finished after 5 x the work time",
+        "sleepy-drafts: 5 runs under limit=1 finished after 1 x the work time; runs in progress "
+        "at once: 5; steps executing at once: 1",
         "calls waiting for a slot while 10 executed: up to 990",
         "started at once: 101 (limit + burst = 101); start 102 came 36 s later; one start every "
         "36 s after that",
@@ -474,7 +476,11 @@ EMBEDDED_ONLY_CLAIMS = {
         "10,000 events, max_size=50: 200 run(s): 200 completed",
     ],
     # plan limits (lab.set_tier) exist only in the lab's engine: a real dev server has no plans
-    "21_d6_concurrency.ipynb": ["peak under the Hobby plan, 6 customers x 3: 5"],
+    "21_d6_concurrency.ipynb": [
+        "peak under the Hobby plan, 6 customers x 3: 5",
+        # a real server starts two sends milliseconds apart in no strict order (8 of 10 seen)
+        "10 overall only: {\"noisy customer's slots\": 10",
+    ],
 }
 
 
