@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 import httpx
 import inngest
 
-from engine_helpers import (advance, event_runs, make_client, run, send, serving, trace,
+from engine_helpers import (advance, event_runs, gql, make_client, run, send, serving, trace,
                             wait_for, wait_run_for_event)
 
 td = datetime.timedelta
@@ -388,3 +388,37 @@ def test_start_timeout_cancels_a_run_that_waited_too_long_in_the_queue(fresh_eng
         assert wait_run_for_event(fresh_engine, late)["status"] == "Cancelled"
         gate.set()
         assert wait_run_for_event(fresh_engine, holder)["output"] == "started"
+
+
+def test_a_negative_priority_delays_each_start_and_step_but_not_a_sleeps_end(fresh_engine):
+    """Inngest's docs: a negative factor delays the run's jobs by that many seconds (the real
+    server moves each start and edge item's time). A sleep still ends on time, and a positive
+    factor only ranks: it never makes a job due early."""
+    client = make_client(fresh_engine, "negprio")
+
+    @client.create_function(fn_id="tiered", trigger=inngest.TriggerEvent(event="f/tiered"),
+                            priority=inngest.Priority(run="int(event.data.factor)"))
+    def tiered(ctx: inngest.ContextSync) -> str:
+        ctx.step.run("a", lambda: "a")
+        ctx.step.sleep("nap", td(hours=1))
+        ctx.step.run("b", lambda: "b")
+        return "done"
+
+    times = "query($id:String!){ run(runID:$id){ status queuedAt startedAt endedAt } }"
+    spans = {}
+    with serving(fresh_engine, client, [tiered]):
+        for factor in (-100, 0, 100):
+            event_id = send(fresh_engine, "f/tiered", {"factor": factor})
+            done = wait_run_for_event(fresh_engine, event_id)
+            assert done["status"] == "Completed", done
+            info = gql(fresh_engine, times, id=done["run_id"])["run"]
+            spans[factor] = (ms(info["startedAt"]) - ms(info["queuedAt"]),
+                             ms(info["endedAt"]) - ms(info["queuedAt"]))
+    hour = 3600_000
+    wait, total = spans[-100]
+    assert 100_000 <= wait < 101_000, f"the start should wait 100 s, waited {wait} ms"
+    # start +100 s, the sleep's hour (not moved), the step after it +100 s, the last call +100 s
+    assert 3 * 100_000 + hour <= total < 3 * 100_000 + hour + 2_000, spans
+    for factor in (0, 100):
+        wait, total = spans[factor]
+        assert wait < 1_000 and hour <= total < hour + 2_000, (factor, spans)

@@ -82,6 +82,7 @@ CLAIMS = {
     "01_events_vs_requests.ipynb": [
         "event model, peak open parser connections: 1",
         "50 drafts; 50 save-draft executions",
+        "(never more than the limit of 7: True; counted by the ",
         "runs started by an event nobody listens to: 0",
     ],
     "02_cron_triggers.ipynb": [
@@ -216,6 +217,7 @@ CLAIMS = {
         "drafts executing at once at most: 6",
         "at most 4 at once, 2 per customer",
         "without the key: t-big held up to 6 slots",
+        "(at least twice the factor: True)",
     ],
     "13_batching.ipynb": [
         "120 events -> 3 runs of sizes [50, 50, 20]; provider requests: 3",
@@ -465,6 +467,7 @@ EMBEDDED_ONLY_CLAIMS = {
         "'t-small-3': 2, 't-small-4': 2, 't-small-5': 3}",
         "without the tenant key, first draft in round: {'t-big': 1, 't-small-1': 5",
         "order after the long job: ['E1', 'F', 'E3', 'E2']",
+        "factor -100, free slots, one step: COMPLETED after 200 s (start waited 100 s)",
     ],
     "13_batching.ipynb": [
         "ctx.event in each run is the batch's first event: ['t-0', 't-50', 't-100']",

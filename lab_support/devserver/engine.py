@@ -118,9 +118,16 @@ class Engine:
         return self.scheduler.add(item)
 
     def enqueue_call(self, run: Run, *, at: int | None = None, target: str | None = None,
-                     target_name: str | None = None) -> Item:
-        item = Item(id=f"call-{new_ulid()}", run_id=run.run_id, kind="call",
-                    at=self.now() if at is None else at, target=target, target_name=target_name)
+                     target_name: str | None = None, after_sleep: bool = False) -> Item:
+        """Queue the next SDK call of ``run``. A negative priority factor delays every start
+        and step call by that many seconds (Inngest's docs; a real server moves each start or
+        edge item's time by the factor); the call that wakes a sleep is not moved, so a sleep
+        ends on time. A positive factor only ranks (``priority_key``)."""
+        at = self.now() if at is None else at
+        if run.priority < 0 and not after_sleep:
+            at -= run.priority * 1000
+        item = Item(id=f"call-{new_ulid()}", run_id=run.run_id, kind="call", at=at,
+                    target=target, target_name=target_name)
         return self.scheduler.add(item)
 
     # -- events ----------------------------------------------------------------------------
@@ -484,7 +491,8 @@ class Engine:
             status = "COMPLETED"
         self.resolve_step(run, pause.step_hash, value, status=status)
 
-    def resolve_step(self, run: Run, step_id: str, value: Any, *, status: str) -> None:
+    def resolve_step(self, run: Run, step_id: str, value: Any, *, status: str,
+                     after_sleep: bool = False) -> None:
         """Store a step's value (memo), close its span and ask the SDK for what comes next."""
         now = self.now()
         run.memo[step_id] = value
@@ -502,7 +510,7 @@ class Engine:
                 run.pending.remove(step_id)
             if run.pending:
                 return
-        self.enqueue_call(run)
+        self.enqueue_call(run, after_sleep=after_sleep)
 
     def fail_run(self, run: Run, message: str) -> None:
         self.fail_run_with(run, "Error", message)
@@ -530,7 +538,8 @@ class Engine:
         if run is None or run.status in TERMINAL:
             return
         if item.kind == "sleep":
-            self.resolve_step(run, item.payload["step"], None, status="COMPLETED")
+            self.resolve_step(run, item.payload["step"], None, status="COMPLETED",
+                              after_sleep=True)
         elif item.kind in ("wait_timeout", "invoke_timeout"):
             pause = self.store.pauses.get(item.payload["pause"])
             if pause is None:
