@@ -405,20 +405,20 @@ def test_a_negative_priority_delays_each_start_and_step_but_not_a_sleeps_end(fre
         return "done"
 
     times = "query($id:String!){ run(runID:$id){ status queuedAt startedAt endedAt } }"
-    spans = {}
+    timings = {}   # factor -> (queued to started, queued to ended) in ms
     with serving(fresh_engine, client, [tiered]):
         for factor in (-100, 0, 100):
             event_id = send(fresh_engine, "f/tiered", {"factor": factor})
             done = wait_run_for_event(fresh_engine, event_id)
             assert done["status"] == "Completed", done
             info = gql(fresh_engine, times, id=done["run_id"])["run"]
-            spans[factor] = (ms(info["startedAt"]) - ms(info["queuedAt"]),
+            timings[factor] = (ms(info["startedAt"]) - ms(info["queuedAt"]),
                              ms(info["endedAt"]) - ms(info["queuedAt"]))
     hour = 3600_000
-    wait, total = spans[-100]
+    wait, total = timings[-100]
     assert 100_000 <= wait < 101_000, f"the start should wait 100 s, waited {wait} ms"
     # start +100 s, the sleep's hour (not moved), the step after it +100 s, the last call +100 s
-    assert 3 * 100_000 + hour <= total < 3 * 100_000 + hour + 2_000, spans
+    assert 3 * 100_000 + hour <= total < 3 * 100_000 + hour + 2_000, timings
     for factor in (0, 100):
-        wait, total = spans[factor]
-        assert wait < 1_000 and hour <= total < hour + 2_000, (factor, spans)
+        wait, total = timings[factor]
+        assert wait < 1_000 and hour <= total < hour + 2_000, (factor, timings)
